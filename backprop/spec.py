@@ -1,0 +1,253 @@
+"""The plain-data spec: defaults and checks.
+
+A spec is ``{"network": {...}, "training": {...}, "initial_weights"?: [...]}``, the same shape
+the HTTP API accepts. ``normalize`` fills every default here, in one place, and raises
+``SpecError`` naming the field path of the first problem it finds.
+"""
+
+import copy
+import math
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .exceptions import SpecError
+from .initializers import SCHEMES
+from .losses import LOSSES
+from .metrics import METRIC_NAMES, metric_kind
+from .optimizers import OPTIMIZERS
+
+DTYPES = ("float64", "float32")
+SCHEDULES = ("constant", "step", "exponential", "inverse_time")
+ALPHA_DEFAULTS = {"leaky_relu": 0.01, "elu": 1.0}
+LR_DEFAULTS = {"sgd": 0.01, "adam": 0.001, "rmsprop": 0.001, "adagrad": 0.01}
+EPSILON_DEFAULTS = {"adam": 1e-8, "rmsprop": 1e-7, "adagrad": 1e-7}
+# The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
+DRAWN_BIAS_SCHEMES = ("uniform", "normal")
+FUSED_OUTPUTS = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
+
+
+def _require(cond: bool, path: str, message: str) -> None:
+    if not cond:
+        raise SpecError(path, message)
+
+
+def _number(value, path: str, low=None, high=None, low_open=False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    _require(ok and math.isfinite(value), path, "must be a finite number")
+    if low is not None:
+        below = value <= low if low_open else value < low
+        _require(not below, path, f"must be {'>' if low_open else '>='} {low}")
+    if high is not None:
+        _require(value <= high, path, f"must be <= {high}")
+    return float(value)
+
+
+def _integer(value, path: str, low: int) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    _require(ok and value >= low, path, f"must be an integer >= {low}")
+    return value
+
+
+def _network(net: dict) -> dict:
+    layers = net.get("layers")
+    _require(isinstance(layers, list) and layers, "network.layers", "must be a non-empty list")
+    out_layers = []
+    for i, layer in enumerate(layers):
+        path = f"network.layers.{i}"
+        units = _integer(layer.get("units"), f"{path}.units", 1)
+        act = layer.get("activation", "linear")
+        _require(act in ACTIVATIONS, f"{path}.activation", f"must be one of {sorted(ACTIVATIONS)}")
+        last = i == len(layers) - 1
+        _require(act != "softmax" or last, f"{path}.activation", "softmax is for the last layer")
+        _require(act != "softmax" or units >= 2, f"{path}.units", "softmax needs >= 2 units")
+        entry = {"units": units, "activation": act}
+        if act in ALPHA_DEFAULTS:
+            alpha = layer.get("alpha", ALPHA_DEFAULTS[act])
+            entry["alpha"] = _number(alpha, f"{path}.alpha", 0, low_open=True)
+        out_layers.append(entry)
+
+    init = dict(net.get("init") or {"scheme": "glorot_uniform"})
+    scheme = init.get("scheme", "glorot_uniform")
+    _require(scheme in SCHEMES, "network.init.scheme", f"must be one of {list(SCHEMES)}")
+    out_init = {"scheme": scheme}
+    if scheme == "uniform":
+        out_init["low"] = _number(init.get("low", 0.0), "network.init.low")
+        out_init["high"] = _number(init.get("high", 1.0), "network.init.high")
+        _require(out_init["high"] > out_init["low"], "network.init.high", "must be > low")
+    elif scheme == "normal":
+        out_init["mean"] = _number(init.get("mean", 0.0), "network.init.mean")
+        out_init["std"] = _number(init.get("std", 1.0), "network.init.std", 0, low_open=True)
+    bias = init.get("bias", "scheme" if scheme in DRAWN_BIAS_SCHEMES else "zeros")
+    _require(bias in ("zeros", "scheme"), "network.init.bias", "must be 'zeros' or 'scheme'")
+    out_init["bias"] = bias
+
+    seed = net.get("seed")
+    if seed is None:
+        # Record the seed actually used so that the run can be reproduced later.
+        seed = int(np.random.SeedSequence().entropy % 2**32)
+    _require(
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+        "network.seed",
+        "must be an integer in [0, 2**32)",
+    )
+    dtype = net.get("dtype", "float64")
+    _require(dtype in DTYPES, "network.dtype", f"must be one of {list(DTYPES)}")
+    return {"layers": out_layers, "init": out_init, "seed": seed, "dtype": dtype}
+
+
+def _optimizer(opt: dict) -> dict:
+    name = opt.get("name", "sgd")
+    _require(name in OPTIMIZERS, "training.optimizer.name", f"must be one of {sorted(OPTIMIZERS)}")
+    path = "training.optimizer"
+    out = {
+        "name": name,
+        "learning_rate": _number(
+            opt.get("learning_rate", LR_DEFAULTS[name]), f"{path}.learning_rate", 0, low_open=True
+        ),
+        "weight_decay": _number(opt.get("weight_decay", 0.0), f"{path}.weight_decay", 0),
+    }
+    if name == "sgd":
+        out["momentum"] = _number(opt.get("momentum", 0.0), f"{path}.momentum", 0, 1)
+        out["nesterov"] = bool(opt.get("nesterov", False))
+        _require(
+            not out["nesterov"] or out["momentum"] > 0, f"{path}.nesterov", "needs momentum > 0"
+        )
+    if name == "adam":
+        out["beta_1"] = _number(opt.get("beta_1", 0.9), f"{path}.beta_1", 0, 1)
+        out["beta_2"] = _number(opt.get("beta_2", 0.999), f"{path}.beta_2", 0, 1)
+        _require(out["beta_1"] < 1, f"{path}.beta_1", "must be < 1")
+        _require(out["beta_2"] < 1, f"{path}.beta_2", "must be < 1")
+    if name == "rmsprop":
+        out["rho"] = _number(opt.get("rho", 0.9), f"{path}.rho", 0, 1)
+    if name in EPSILON_DEFAULTS:
+        eps = opt.get("epsilon", EPSILON_DEFAULTS[name])
+        out["epsilon"] = _number(eps, f"{path}.epsilon", 0, low_open=True)
+
+    sched = dict(opt.get("schedule") or {"name": "constant"})
+    sname = sched.get("name", "constant")
+    _require(sname in SCHEDULES, f"{path}.schedule.name", f"must be one of {list(SCHEDULES)}")
+    out_sched = {"name": sname}
+    if sname in ("step", "exponential"):
+        out_sched["gamma"] = _number(sched.get("gamma", 0.5), f"{path}.schedule.gamma", 0, 1, True)
+    if sname == "step":
+        out_sched["step_size"] = _integer(
+            sched.get("step_size", 10), f"{path}.schedule.step_size", 1
+        )
+    if sname == "inverse_time":
+        out_sched["decay"] = _number(sched.get("decay", 0.01), f"{path}.schedule.decay", 0)
+    out["schedule"] = out_sched
+    return out
+
+
+def _training(tr: dict, layers: list[dict]) -> dict:
+    loss = tr.get("loss")
+    _require(loss in LOSSES, "training.loss", f"must be one of {sorted(LOSSES)}")
+    output = layers[-1]["activation"]
+    needed = FUSED_OUTPUTS.get(loss)
+    _require(
+        needed is None or output == needed,
+        "training.loss",
+        f"{loss} needs a {needed} output layer, not {output}",
+    )
+    out = {"loss": loss}
+    if loss == "huber":
+        out["huber_delta"] = _number(tr.get("huber_delta", 1.0), "training.huber_delta", 0, True)
+    out["optimizer"] = _optimizer(dict(tr.get("optimizer") or {}))
+    out["epochs"] = _integer(tr.get("epochs", 100), "training.epochs", 1)
+    batch = tr.get("batch_size", 32)
+    out["batch_size"] = None if batch is None else _integer(batch, "training.batch_size", 1)
+    out["shuffle"] = bool(tr.get("shuffle", True))
+
+    val = tr.get("validation")
+    if val is not None:
+        if "fraction" in val:
+            frac = _number(val["fraction"], "training.validation.fraction", 0, 1, True)
+            _require(frac < 1, "training.validation.fraction", "must be < 1")
+            val = {"fraction": frac}
+        else:
+            val = {"data": True}  # explicit arrays travel beside the spec, not inside it
+    out["validation"] = val
+
+    es = tr.get("early_stopping")
+    if es is not None:
+        monitor = es.get("monitor", "val_loss" if val else "loss")
+        names = ("loss", *METRIC_NAMES[metric_kind({"layers": layers}, loss)])
+        monitors = [*names, *(f"val_{name}" for name in names)]
+        path = "training.early_stopping.monitor"
+        _require(monitor in monitors, path, f"must be one of {monitors}")
+        _require(
+            not monitor.startswith("val_") or val is not None,
+            path,
+            f"{monitor} needs a validation set",
+        )
+        es = {
+            "monitor": monitor,
+            "patience": _integer(es.get("patience", 10), "training.early_stopping.patience", 0),
+            "min_delta": _number(es.get("min_delta", 0.0), "training.early_stopping.min_delta", 0),
+            "restore_best": bool(es.get("restore_best", True)),
+        }
+    out["early_stopping"] = es
+    return out
+
+
+def normalize(spec: dict) -> dict:
+    """A deep copy of ``spec`` with every default filled in.
+
+    Raises:
+        SpecError: naming the path of the first invalid field.
+    """
+    _require(isinstance(spec, dict), "spec", "must be an object")
+    spec = copy.deepcopy(spec)
+    network = _network(dict(spec.get("network") or {}))
+    out = {
+        "network": network,
+        "training": _training(dict(spec.get("training") or {}), network["layers"]),
+    }
+    if spec.get("initial_weights") is not None:
+        out["initial_weights"] = spec["initial_weights"]
+    return out
+
+
+def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
+    """``[{"W", "b"}, ...]`` as float64 arrays, after checking shapes against ``sizes``."""
+    _require(
+        isinstance(weights, list) and len(weights) == len(sizes) - 1,
+        "initial_weights",
+        f"must list {len(sizes) - 1} layers",
+    )
+    out = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        entry = weights[i]
+        W = np.asarray(entry["W"], dtype=np.float64)
+        b = np.asarray(entry["b"], dtype=np.float64).reshape(-1)
+        _require(W.shape == (n_in, n_out), f"initial_weights.{i}.W", f"must be {n_in}x{n_out}")
+        _require(b.shape == (n_out,), f"initial_weights.{i}.b", f"must have {n_out} values")
+        _require(bool(np.isfinite(W).all()), f"initial_weights.{i}.W", "must be finite")
+        _require(bool(np.isfinite(b).all()), f"initial_weights.{i}.b", "must be finite")
+        out.append((W, b))
+    return out
+
+
+def check_data(X, y, n_outputs: int, path: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """X and y as 2-D float64 arrays, after checking shapes and finiteness.
+
+    A 1-D ``y`` becomes one column.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    _require(
+        X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0,
+        f"{path}.X",
+        "must be a non-empty 2-D array",
+    )
+    _require(y.ndim == 2, f"{path}.y", "must be a 2-D array")
+    _require(y.shape[0] == X.shape[0], f"{path}.y", f"has {y.shape[0]} rows, X has {X.shape[0]}")
+    _require(
+        y.shape[1] == n_outputs, f"{path}.y", f"must have {n_outputs} columns, one per output unit"
+    )
+    _require(bool(np.isfinite(X).all()), f"{path}.X", "must be finite")
+    _require(bool(np.isfinite(y).all()), f"{path}.y", "must be finite")
+    return X, y

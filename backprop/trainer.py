@@ -1,0 +1,283 @@
+"""The training loop: batches, validation, early stopping, callbacks and checkpoints."""
+
+import hashlib
+import json
+import math
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+
+from .exceptions import CheckpointError, DivergenceError
+from .initializers import initial_parameters
+from .losses import get_loss
+from .metrics import EpochMetrics, higher_is_better, metric_kind
+from .model import Model
+from .network import Network
+from .optimizers import get_optimizer, schedule_lr
+from .serialization import pack, unpack
+from .spec import check_data, check_initial_weights, normalize
+
+CHECKPOINT_FORMAT = "backprop.checkpoint/1"
+
+# callback(epoch, logs) -> truthy to stop. ``epoch`` counts completed epochs from 1.
+EpochCallback = Callable[[int, dict], object]
+
+
+class Trainer:
+    """Trains one network on one data set.
+
+    Args:
+        spec: the plain-data spec (see ``backprop.spec``); normalised here.
+        X: array-like of shape (n_samples, n_inputs).
+        y: array-like of shape (n_samples, n_outputs), or (n_samples,) for one output.
+        validation_data: optional ``(X_val, y_val)``; overrides ``training.validation``.
+
+    Raises:
+        SpecError: the spec or the data is invalid; its ``path`` names the field.
+    """
+
+    def __init__(self, spec: dict, X, y, validation_data=None):
+        self.spec = normalize(spec)
+        net, tr = self.spec["network"], self.spec["training"]
+        n_outputs = net["layers"][-1]["units"]
+        X, y = check_data(X, y, n_outputs)
+        self.dtype = np.dtype(net["dtype"])
+        seed = net["seed"]
+        if validation_data is not None:
+            Xv, yv = check_data(*validation_data, n_outputs, path="training.validation")
+            if Xv.shape[1] != X.shape[1]:
+                raise ValueError("validation X must have as many columns as X")
+            self.spec["training"]["validation"] = {"data": True}
+        elif tr["validation"] and "fraction" in tr["validation"]:
+            X, y, Xv, yv = _split(X, y, tr["validation"]["fraction"], seed)
+        else:
+            Xv = yv = None
+        self.X = np.ascontiguousarray(X, dtype=self.dtype)
+        self.Y = np.ascontiguousarray(y, dtype=self.dtype)
+        self.X_val = None if Xv is None else np.ascontiguousarray(Xv, dtype=self.dtype)
+        self.Y_val = None if yv is None else np.ascontiguousarray(yv, dtype=self.dtype)
+
+        self.loss = get_loss(tr)
+        fused = self.loss.fused_activation is not None
+        sizes = [self.X.shape[1]] + [layer["units"] for layer in net["layers"]]
+        if self.spec.get("initial_weights") is not None:
+            params = check_initial_weights(self.spec["initial_weights"], sizes)
+        else:
+            params = initial_parameters(net["init"], seed, sizes)
+        self.network = Network(sizes[0], net["layers"], self.dtype, params, keep_logits=fused)
+        self.fused = fused
+        self.optimizer = get_optimizer(
+            self.network.n_params, self.network.n_weights, self.dtype, tr["optimizer"]
+        )
+        kind = metric_kind(net, tr["loss"])
+        self.metrics = EpochMetrics(kind, self.Y)
+        self.val_metrics = None if self.Y_val is None else EpochMetrics(kind, self.Y_val)
+        # Shuffling draws from its own stream, so init stays the article's legacy draws.
+        self.shuffle_rng = np.random.Generator(np.random.PCG64([seed, 1]))
+        self.epoch = 0
+        self.history = {"epoch": [], "loss": []}
+        self.stopped_early = False
+        es = tr["early_stopping"]
+        self._best = None
+        self._best_epoch = 0
+        self._wait = 0
+        self._best_params = self.network.params.copy() if es and es["restore_best"] else None
+
+    @property
+    def epochs(self) -> int:
+        return self.spec["training"]["epochs"]
+
+    # A diverging run overflows before its loss turns non-finite; fit reports that as a
+    # DivergenceError itself, so NumPy's overflow warnings are noise (or, with warnings as
+    # errors, the wrong exception).
+    @np.errstate(over="ignore", invalid="ignore")
+    def fit(self, callback: EpochCallback | None = None) -> dict:
+        """Train from the current epoch to ``training.epochs`` or an early stop.
+
+        Args:
+            callback: called after every epoch with ``(epoch, logs)``; a truthy return stops
+                training after that epoch (the state stays resumable).
+
+        Returns:
+            The history: ``{"epoch": [...], "loss": [...], "val_loss"?: [...], metric: [...]}``.
+
+        Raises:
+            DivergenceError: the training loss became NaN or infinite.
+        """
+        tr = self.spec["training"]
+        n = self.X.shape[0]
+        batch = tr["batch_size"] or n
+        batch = min(batch, n)
+        full_batch = batch == n
+        shuffle = tr["shuffle"] and not full_batch
+        mean = self.loss.reduction == "mean"
+        net, loss, opt, metrics = self.network, self.loss, self.optimizer, self.metrics
+        params, grads, fused = net.params, net.grads, self.fused
+        forward, backward, step = net.forward, net.backward, opt.step
+        base_lr = tr["optimizer"]["learning_rate"]
+        schedule = tr["optimizer"]["schedule"]
+        starts = range(0, n, batch)
+        xbufs, ybufs = {}, {}
+        while self.epoch < self.epochs and not self.stopped_early:
+            opt.lr = schedule_lr(base_lr, schedule, self.epoch)
+            metrics.reset()
+            total = 0.0
+            if full_batch:
+                P, Z, dP = forward(self.X)
+                total = loss.forward_backward(P, self.Y, Z, dP)
+                metrics.update(P, self.Y)
+                backward(fused)
+                step(params, grads)
+            else:
+                order = self.shuffle_rng.permutation(n) if shuffle else None
+                for s in starts:
+                    e = min(s + batch, n)
+                    if order is None:
+                        xb, yb = self.X[s:e], self.Y[s:e]
+                    else:
+                        m = e - s
+                        if m not in xbufs:
+                            xbufs[m] = np.empty((m, self.X.shape[1]), self.dtype)
+                            ybufs[m] = np.empty((m, self.Y.shape[1]), self.dtype)
+                        xb = np.take(self.X, order[s:e], axis=0, out=xbufs[m])
+                        yb = np.take(self.Y, order[s:e], axis=0, out=ybufs[m])
+                    P, Z, dP = forward(xb)
+                    total += loss.forward_backward(P, yb, Z, dP)
+                    metrics.update(P, yb)
+                    backward(fused)
+                    step(params, grads)
+            epoch_loss = total / n if mean else total
+            self.epoch += 1
+            if not math.isfinite(epoch_loss):
+                raise DivergenceError(self.epoch, epoch_loss)
+            logs = {"loss": epoch_loss, **metrics.result()}
+            if self.X_val is not None:
+                logs.update(self.evaluate(self.X_val, self.Y_val, prefix="val_"))
+            self._record(logs)
+            self._early_stopping(logs)
+            if callback is not None and callback(self.epoch, logs):
+                # Paused, not finished: keep the live weights so a checkpoint resumes the run.
+                return self.history
+        if self._best_params is not None and self._best is not None:
+            np.copyto(params, self._best_params)
+        return self.history
+
+    def evaluate(self, X, Y, prefix: str = "") -> dict:
+        """Loss and metrics of the current weights on ``(X, Y)`` without training."""
+        P, Z = self.network.predict(X, logits=True)
+        total = self.loss.value(P, Y, Z)
+        m = EpochMetrics(self.metrics.kind, Y)
+        m.update(P, Y)
+        logs = {"loss": total / len(X) if self.loss.reduction == "mean" else total, **m.result()}
+        return {prefix + k: v for k, v in logs.items()}
+
+    def _record(self, logs: dict) -> None:
+        history = self.history
+        history["epoch"].append(self.epoch)
+        for key, value in logs.items():
+            column = history.get(key)
+            if column is None:
+                column = history[key] = []
+            column.append(value)
+
+    def _early_stopping(self, logs: dict) -> None:
+        es = self.spec["training"]["early_stopping"]
+        if not es:
+            return
+        value = logs[es["monitor"]]
+        sign = 1.0 if higher_is_better(es["monitor"]) else -1.0
+        if self._best is None or sign * (value - self._best) > es["min_delta"]:
+            self._best, self._best_epoch, self._wait = value, self.epoch, 0
+            if self._best_params is not None:
+                np.copyto(self._best_params, self.network.params)
+            return
+        self._wait += 1
+        if self._wait > es["patience"]:
+            self.stopped_early = True
+
+    def result_info(self) -> dict:
+        """JSON-able facts about the run so far, for the model."""
+        last = {k: v[-1] for k, v in self.history.items() if k != "epoch" and v}
+        return {
+            "epochs_run": self.epoch,
+            "stopped_early": self.stopped_early,
+            "best_epoch": self._best_epoch or None,
+            "final": last,
+            "n_train": int(self.X.shape[0]),
+            "n_val": 0 if self.X_val is None else int(self.X_val.shape[0]),
+        }
+
+    def model(self) -> Model:
+        """The trained model (a copy of the current weights)."""
+        return Model(self.spec, self.X.shape[1], self.network.parameters(), self.result_info())
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()
+
+    def checkpoint(self) -> bytes:
+        """The full training state as bytes: weights, optimizer, RNG, epoch and history."""
+        scalars, slots = self.optimizer.state()
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self._fingerprint(),
+            "epoch": self.epoch,
+            "optimizer": scalars,
+            "rng": self.shuffle_rng.bit_generator.state,
+            "history": self.history,
+            "early_stopping": {
+                "best": self._best,
+                "best_epoch": self._best_epoch,
+                "wait": self._wait,
+                "stopped": self.stopped_early,
+            },
+        }
+        arrays = {"params": self.network.params, **{f"opt_{k}": v for k, v in slots.items()}}
+        if self._best_params is not None:
+            arrays["best_params"] = self._best_params
+        return pack(meta, arrays)
+
+    def restore(self, blob: bytes) -> None:
+        """Load a checkpoint taken by a Trainer built from the same spec and data.
+
+        Raises:
+            CheckpointError: the blob is damaged or belongs to another spec.
+        """
+        try:
+            meta, arrays = unpack(blob)
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(f"unreadable checkpoint: {exc}") from exc
+        if meta.get("format") != CHECKPOINT_FORMAT or meta["fingerprint"] != self._fingerprint():
+            raise CheckpointError("checkpoint belongs to another spec")
+        np.copyto(self.network.params, arrays["params"])
+        self.optimizer.load_state(
+            meta["optimizer"], {k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}
+        )
+        self.shuffle_rng.bit_generator.state = meta["rng"]
+        self.epoch = meta["epoch"]
+        self.history = meta["history"]
+        es = meta["early_stopping"]
+        self._best, self._best_epoch, self._wait = es["best"], es["best_epoch"], es["wait"]
+        self.stopped_early = es["stopped"]
+        if self._best_params is not None:
+            np.copyto(self._best_params, arrays["best_params"])
+
+
+def _split(X, y, fraction: float, seed: int):
+    """A seeded random hold-out: (X_train, y_train, X_val, y_val)."""
+    n = X.shape[0]
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise ValueError("training.validation.fraction leaves no training rows")
+    order = np.random.Generator(np.random.PCG64([seed, 2])).permutation(n)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[train], y[train], X[val], y[val]
+
+
+def train(spec: dict, X, y, validation_data=None, callback: EpochCallback | None = None):
+    """Train and return ``(model, history)``; see ``Trainer``."""
+    trainer = Trainer(spec, X, y, validation_data)
+    history = trainer.fit(callback)
+    return trainer.model(), history

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench`` (``make bench``). Not part of the test suite."""
