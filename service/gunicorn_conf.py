@@ -1,0 +1,29 @@
+"""Gunicorn settings, read from the environment so one image serves every deployment.
+
+PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0), WEB_CONCURRENCY (2),
+WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info).
+"""
+
+import os
+
+bind = f"{os.getenv('BIND_HOST', '127.0.0.1')}:{int(os.getenv('PORT', '8000'))}"
+
+# Training runs in the rq workers, so the web processes only validate, enqueue and read Redis:
+# a fixed small number, not cpu_count() * 2.
+workers = int(os.getenv("WEB_CONCURRENCY", "2"))
+
+timeout = int(os.getenv("WEB_TIMEOUT", "30"))
+graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.getenv("WEB_KEEPALIVE", "5"))
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.getenv("LOG_LEVEL", "info")
+
+# The heartbeat file must live in memory: on a container's overlay filesystem the fchmod
+# heartbeat can block and get workers killed for "timeout".
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# Gunicorn >= 25.1 opens a control socket at one fixed path per user by default; we do not use
+# gunicornc, and several servers on one machine (tests, make run) would fight over that path.
+control_socket_disable = True

@@ -1,0 +1,83 @@
+"""The Dockerfile and docker-compose.yml keep the deployment rules, and run what `make run` runs."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.run import API_COMMAND, WORKER_COMMAND
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def instructions(dockerfile: str, keyword: str) -> list[str]:
+    """The arguments of every ``keyword`` instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", dockerfile)
+    pattern = rf"^\s*{keyword}\s+(.*)$"
+    return [m.group(1).strip() for m in re.finditer(pattern, joined, re.MULTILINE | re.IGNORECASE)]
+
+
+def test_dockerfile_is_multi_stage_on_a_pinned_slim_base(dockerfile):
+    bases = [line.split()[0] for line in instructions(dockerfile, "FROM")]
+    assert len(bases) >= 2
+    for base in bases:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck(dockerfile):
+    users = instructions(dockerfile, "USER")
+    assert users and users[-1] not in ("root", "0")
+    assert instructions(dockerfile, "HEALTHCHECK")
+    assert "--no-install-recommends" in dockerfile
+    assert "PYTHONUNBUFFERED=1" in dockerfile
+
+
+def test_dockerfile_default_command_is_the_api_command(dockerfile):
+    assert json.loads(instructions(dockerfile, "CMD")[-1]) == list(API_COMMAND)
+
+
+def test_compose_redis_is_pinned_durable_and_on_a_named_volume(compose):
+    redis = compose["services"]["redis"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+(-\w+)?", redis["image"])
+    command = " ".join(redis["command"]) if isinstance(redis["command"], list) else redis["command"]
+    assert "--appendonly yes" in command
+    volume = redis["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"]
+    assert redis["healthcheck"]
+
+
+def test_compose_api_and_worker_share_one_image(compose):
+    api, worker = compose["services"]["api"], compose["services"]["worker"]
+    assert api["build"] == worker["build"]
+    assert api.get("image") == worker.get("image")
+    assert api["environment"]["REDIS_URL"] == worker["environment"]["REDIS_URL"]
+
+
+def test_compose_runs_the_commands_make_run_runs(compose):
+    assert compose["services"]["api"]["command"] == list(API_COMMAND)
+    assert compose["services"]["worker"]["command"] == list(WORKER_COMMAND)
+
+
+def test_compose_waits_for_a_healthy_redis(compose):
+    for name in ("api", "worker"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_publishes_ports_on_loopback_only(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+    assert compose["services"]["api"]["ports"]
