@@ -1,0 +1,40 @@
+"""The Flask API: validates requests, stores jobs, enqueues them by id and serves models."""
+
+from flask import Flask, request
+from flask_smorest import abort
+
+from . import errors, extensions, health, jobs, models
+from .config import from_env
+
+OPENAPI = {
+    "API_TITLE": "backprop training service",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+}
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then ``test_config``."""
+    app = Flask(__name__)
+    app.config.update(OPENAPI)
+    app.config.update(from_env())
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False
+
+    extensions.init_app(app)
+    api = errors.ServiceApi(app)
+    errors.init_app(app)
+    for module in (health, jobs, models):
+        api.register_blueprint(module.blp)
+    app.extensions["api"] = api
+
+    @app.before_request
+    def require_json():
+        if request.method in BODY_METHODS and request.mimetype != "application/json":
+            abort(415, message="Send the body as JSON with Content-Type: application/json.")
+
+    return app

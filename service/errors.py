@@ -1,0 +1,70 @@
+"""The one JSON error body, ``{code, status, message, errors?}``, for every failure."""
+
+import logging
+
+import redis
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def flatten(errors, prefix: str = "") -> dict:
+    """``{"network": {"layers": {0: {"units": [msg]}}}}`` → ``{"network.layers.0.units": [msg]}``.
+
+    webargs nests body errors under the location ``json``; that level is dropped.
+    """
+    if not isinstance(errors, dict):
+        return {prefix or "_schema": errors if isinstance(errors, list) else [errors]}
+    out = {}
+    for key, value in errors.items():
+        key = str(key)
+        if not prefix and key in ("json", "query", "form", "files", "headers"):
+            path = ""
+        elif key == "_schema":
+            path = prefix or "body"
+        else:
+            path = f"{prefix}.{key}" if prefix else key
+        out.update(flatten(value, path))
+    return out
+
+
+def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+class ServiceApi(Api):
+    """flask-smorest's Api with field-path error keys and a message on every error."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        headers = data.get("headers") or {}
+        errors = data.get("errors") or data.get("messages")
+        errors = flatten(errors) if errors else None
+        message = data.get("message")
+        if message is None and errors:
+            path, messages = next(iter(errors.items()))
+            message = f"Invalid request: {path}: {' '.join(map(str, messages))}"
+        if error.code == 500:
+            log.error("unhandled error", exc_info=getattr(error, "original_exception", None))
+        body = error_body(error.code, error.name, message or error.description, errors)
+        return body, error.code, headers
+
+
+def redis_unavailable(exc: redis.exceptions.RedisError):
+    """503 while Redis cannot be reached, so callers know to retry."""
+    log.warning("redis unavailable: %s", exc)
+    err = ServiceUnavailable()
+    body = error_body(
+        503, err.name, f"Redis is unreachable; retry later ({exc.__class__.__name__})."
+    )
+    return body, 503, {"Retry-After": "5"}
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(redis.exceptions.ConnectionError, redis_unavailable)
+    app.register_error_handler(redis.exceptions.TimeoutError, redis_unavailable)

@@ -1,0 +1,36 @@
+"""Liveness and readiness."""
+
+import redis
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from rq import Worker
+
+from .extensions import redis_conn
+from .schemas import StatusSchema
+
+blp = Blueprint("health", __name__, description="Liveness and readiness")
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, StatusSchema)
+    def get(self):
+        """The process is up."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, StatusSchema)
+    @blp.alt_response(503, schema=StatusSchema)
+    def get(self):
+        """Redis answers and at least one worker is alive; 503 with the reason otherwise."""
+        conn = redis_conn()
+        try:
+            conn.ping()
+            workers = Worker.count(connection=conn)
+        except redis.exceptions.RedisError as exc:
+            return {"status": f"redis unreachable: {exc.__class__.__name__}", "redis": "down"}, 503
+        if workers < 1:
+            return {"status": "no worker is alive", "redis": "up", "workers": 0}, 503
+        return {"status": "ready", "redis": "up", "workers": workers}

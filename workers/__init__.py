@@ -1,0 +1,1 @@
+"""The rq side: the training task and ``python -m workers``."""
