@@ -87,11 +87,9 @@ class ReLU(Activation):
         return np.maximum(Z, 0.0, out=out)
 
     def backward(self, A, dA, out, scratch):
-        # A > 0 exactly where Z > 0; where() with out leaves masked-out cells alone, so zero them.
-        if out is not dA:
-            np.copyto(out, dA)
-        np.copyto(out, 0.0, where=A <= 0.0)
-        return out
+        # A >= 0, so sign(A) is the 0/1 mask of Z > 0: two float passes, no boolean temporary.
+        np.sign(A, out=scratch)
+        return np.multiply(dA, scratch, out=out)
 
 
 class LeakyReLU(Activation):

@@ -104,6 +104,7 @@ class Network:
             i -= 1
             self.layers[i].backward(ws[i].dA, ws[i - 1].dA if i else None)
 
+    @np.errstate(over="ignore")  # exp overflow in a saturated sigmoid rounds to the right 0 or 1
     def predict(self, X, logits=False):
         """Outputs for ``X`` in fresh arrays.
 

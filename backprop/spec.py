@@ -152,7 +152,8 @@ def _training(tr: dict, layers: list[dict]) -> dict:
     )
     out = {"loss": loss}
     if loss == "huber":
-        out["huber_delta"] = _number(tr.get("huber_delta", 1.0), "training.huber_delta", 0, True)
+        delta = tr.get("huber_delta", 1.0)
+        out["huber_delta"] = _number(delta, "training.huber_delta", 0, low_open=True)
     out["optimizer"] = _optimizer(dict(tr.get("optimizer") or {}))
     out["epochs"] = _integer(tr.get("epochs", 100), "training.epochs", 1)
     batch = tr.get("batch_size", 32)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .exceptions import CheckpointError, DivergenceError
+from .exceptions import CheckpointError, DivergenceError, SpecError
 from .initializers import initial_parameters
 from .losses import get_loss
 from .metrics import EpochMetrics, higher_is_better, metric_kind
@@ -47,7 +47,7 @@ class Trainer:
         if validation_data is not None:
             Xv, yv = check_data(*validation_data, n_outputs, path="training.validation")
             if Xv.shape[1] != X.shape[1]:
-                raise ValueError("validation X must have as many columns as X")
+                raise SpecError("training.validation.X", "must have as many columns as data.X")
             self.spec["training"]["validation"] = {"data": True}
         elif tr["validation"] and "fraction" in tr["validation"]:
             X, y, Xv, yv = _split(X, y, tr["validation"]["fraction"], seed)
@@ -193,7 +193,7 @@ class Trainer:
                 np.copyto(self._best_params, self.network.params)
             return
         self._wait += 1
-        if self._wait > es["patience"]:
+        if self._wait >= es["patience"]:
             self.stopped_early = True
 
     def result_info(self) -> dict:
@@ -270,7 +270,7 @@ def _split(X, y, fraction: float, seed: int):
     n = X.shape[0]
     n_val = max(1, int(round(n * fraction)))
     if n_val >= n:
-        raise ValueError("training.validation.fraction leaves no training rows")
+        raise SpecError("training.validation.fraction", "leaves no training rows")
     order = np.random.Generator(np.random.PCG64([seed, 2])).permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return X[train], y[train], X[val], y[val]

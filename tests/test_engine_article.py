@@ -1,0 +1,133 @@
+"""The engine reproduces the article's XOR script (/work/shared/seed/xor_seed.py)."""
+
+import numpy as np
+import pytest
+
+from backprop import Trainer
+
+X = [[0, 0], [0, 1], [1, 0], [1, 1]]
+Y = [[0], [1], [1], [0]]
+# The article prints its output from the forward pass of its last epoch, i.e. with the
+# weights of 9,999 updates; a model trained for 10,000 epochs predicts the second row.
+AFTER_9999 = [0.06368082, 0.94085536, 0.94108726, 0.06402009]
+AFTER_10000 = [0.06367371, 0.94086271, 0.94109457, 0.06401166]
+EPOCHS = 10_000
+
+
+def article_spec(epochs: int = EPOCHS) -> dict:
+    return {
+        "network": {
+            "layers": [
+                {"units": 2, "activation": "sigmoid"},
+                {"units": 1, "activation": "sigmoid"},
+            ],
+            "init": {"scheme": "uniform", "low": 0, "high": 1},
+            "seed": 1,
+        },
+        "training": {
+            "loss": "sse",
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "batch_size": None,
+            "epochs": epochs,
+        },
+    }
+
+
+def predictions(trainer: Trainer) -> np.ndarray:
+    return trainer.model().predict(X)[:, 0]
+
+
+def article_run(epochs: int = EPOCHS) -> tuple[list[np.ndarray], np.ndarray]:
+    """The article's loop, with its own RandomState(1) in place of the global seed.
+
+    Returns:
+        The final (W1, b1, W2, b2) and the predicted_output of the last forward pass.
+    """
+    rng = np.random.RandomState(1)
+    Xa, ya = np.array(X), np.array(Y)
+    hidden_weights = rng.uniform(size=(2, 2))
+    hidden_bias = rng.uniform(size=(1, 2))
+    output_weights = rng.uniform(size=(2, 1))
+    output_bias = rng.uniform(size=(1, 1))
+    lr = 0.1
+
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    def sigmoid_derivative(x):
+        return x * (1 - x)
+
+    for _ in range(epochs):
+        hidden_layer_activation = sigmoid(np.dot(Xa, hidden_weights) + hidden_bias)
+        predicted_output = sigmoid(np.dot(hidden_layer_activation, output_weights) + output_bias)
+        error = ya - predicted_output
+        d_predicted_output = error * sigmoid_derivative(predicted_output)
+        error_hidden_layer = d_predicted_output.dot(output_weights.T)
+        d_hidden_layer = error_hidden_layer * sigmoid_derivative(hidden_layer_activation)
+        output_weights += hidden_layer_activation.T.dot(d_predicted_output) * lr
+        output_bias += np.sum(d_predicted_output, axis=0, keepdims=True) * lr
+        hidden_weights += Xa.T.dot(d_hidden_layer) * lr
+        hidden_bias += np.sum(d_hidden_layer, axis=0, keepdims=True) * lr
+    return [hidden_weights, hidden_bias, output_weights, output_bias], predicted_output
+
+
+@pytest.fixture(scope="module")
+def straight() -> Trainer:
+    """An uninterrupted 10,000-epoch run."""
+    trainer = Trainer(article_spec(), X, Y)
+    trainer.fit()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def article() -> tuple[list[np.ndarray], np.ndarray]:
+    return article_run()
+
+
+def test_initial_weights_are_the_articles_draws():
+    trainer = Trainer(article_spec(), X, Y)
+    rng = np.random.RandomState(1)
+    W1, b1 = rng.uniform(size=(2, 2)), rng.uniform(size=(1, 2))
+    W2, b2 = rng.uniform(size=(2, 1)), rng.uniform(size=(1, 1))
+    (eW1, eb1), (eW2, eb2) = trainer.network.parameters()
+    for engine, expected in [(eW1, W1), (eb1, b1[0]), (eW2, W2), (eb2, b2[0])]:
+        assert engine.tobytes() == expected.tobytes()
+
+
+def test_9999_epochs_then_one_more_from_a_checkpoint(straight):
+    first = Trainer(article_spec(), X, Y)
+    first.fit(callback=lambda epoch, logs: epoch == EPOCHS - 1)
+    assert first.epoch == EPOCHS - 1
+    np.testing.assert_allclose(predictions(first), AFTER_9999, rtol=0, atol=1e-6)
+
+    resumed = Trainer(article_spec(), X, Y)
+    resumed.restore(first.checkpoint())
+    resumed.fit()
+    assert resumed.epoch == EPOCHS
+    np.testing.assert_allclose(predictions(resumed), AFTER_10000, rtol=0, atol=1e-6)
+    assert resumed.network.params.tobytes() == straight.network.params.tobytes()
+    assert resumed.history == straight.history
+
+
+def test_straight_10000_epochs(straight):
+    np.testing.assert_allclose(predictions(straight), AFTER_10000, rtol=0, atol=1e-6)
+
+
+def test_history_has_one_entry_per_epoch(straight):
+    assert straight.history["epoch"] == list(range(1, EPOCHS + 1))
+    assert len(straight.history["loss"]) == EPOCHS
+    assert straight.history["loss"][-1] < straight.history["loss"][0]
+
+
+def test_final_weights_match_the_articles_loop(straight, article):
+    weights, _ = article
+    (W1, b1), (W2, b2) = straight.network.parameters()
+    for engine, expected in zip([W1, b1, W2, b2], weights, strict=True):
+        np.testing.assert_allclose(engine, expected.reshape(engine.shape), rtol=0, atol=1e-12)
+
+
+def test_last_epoch_loss_is_the_sse_of_the_articles_last_forward_pass(straight, article):
+    _, predicted_output = article
+    np.testing.assert_allclose(predicted_output[:, 0], AFTER_9999, rtol=0, atol=1e-6)
+    sse = 0.5 * float(((np.array(Y) - predicted_output) ** 2).sum())
+    assert straight.history["loss"][-1] == pytest.approx(sse, rel=1e-12)
