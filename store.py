@@ -17,9 +17,9 @@ import numpy as np
 import redis
 
 PREFIX = "bp"
-QUEUE_NAME = "training"
-TASK = "workers.tasks.train_job"
 JOBS_INDEX = f"{PREFIX}:jobs"
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # started jobs, which the reaper watches
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 class JobStatus(enum.StrEnum):
@@ -78,6 +78,18 @@ def checkpoint_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:checkpoint"
 
 
+def lease_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:lease"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:cancel"
+
+
+def idempotency_key(scope: str, key: str) -> str:
+    return f"{PREFIX}:idempotency:{scope}:{key}"
+
+
 def model_key(model_id: str) -> str:
     return f"{PREFIX}:model:{model_id}"
 
@@ -102,12 +114,20 @@ def array_from_bytes(blob: bytes) -> np.ndarray:
 # -- jobs --------------------------------------------------------------------------------
 
 
-def create_job(conn: redis.Redis, job_id: str, spec: dict, arrays: dict, epochs: int) -> dict:
+def create_job(
+    conn: redis.Redis,
+    job_id: str,
+    spec: dict,
+    arrays: dict,
+    epochs: int,
+    max_runtime_seconds: float | None = None,
+) -> dict:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
     Args:
         spec: the job's network, training and initial weights, JSON-able.
         arrays: ``{"X": ndarray, "y": ndarray, "X_val"?: ..., "y_val"?: ...}``.
+        max_runtime_seconds: training time allowed over all attempts.
     """
     record = {
         "id": job_id,
@@ -115,6 +135,7 @@ def create_job(conn: redis.Redis, job_id: str, spec: dict, arrays: dict, epochs:
         "created_at": now_iso(),
         "epochs": epochs,
         "attempts": 0,
+        "max_runtime_seconds": max_runtime_seconds,
     }
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
@@ -122,6 +143,7 @@ def create_job(conn: redis.Redis, job_id: str, spec: dict, arrays: dict, epochs:
         pipe.set(array_key(job_id, name), array_to_bytes(array))
     pipe.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in record.items()})
     pipe.zadd(JOBS_INDEX, {job_id: time.time()})
+    pipe.sadd(ACTIVE_JOBS, job_id)
     pipe.execute()
     return record
 
@@ -175,21 +197,28 @@ def load_arrays(conn: redis.Redis, job_id: str) -> dict:
 # -- progress and history ----------------------------------------------------------------
 
 
-def flush_progress(conn, job_id: str, progress: dict, history: dict) -> None:
+def flush_progress(
+    conn, job_id: str, progress: dict, history: dict, runtime_seconds: float = 0.0
+) -> bool:
     """Write progress and append buffered history columns in one pipelined round trip.
 
     Args:
         progress: ``{epoch, epochs, loss, val_loss, eta_seconds}``.
         history: ``{column: [float, ...]}`` entries since the last flush.
+        runtime_seconds: training time the job has used over all its attempts.
+
+    Returns:
+        True when a cancel has been requested (read in the same round trip).
     """
     pipe = conn.pipeline(transaction=True)
-    update_job(pipe, job_id, progress=progress)
+    update_job(pipe, job_id, progress=progress, runtime_seconds=runtime_seconds)
     if history:
         pipe.sadd(history_columns_key(job_id), *history)
     for column, values in history.items():
         if values:
             pipe.append(history_key(job_id, column), np.asarray(values, "<f8").tobytes())
-    pipe.execute()
+    pipe.exists(cancel_key(job_id))
+    return bool(pipe.execute()[-1])
 
 
 def replace_history(conn, job_id: str, history: dict) -> None:
@@ -246,3 +275,153 @@ def load_model_meta(conn: redis.Redis, model_id: str) -> dict | None:
 
 def load_model_bytes(conn: redis.Redis, model_id: str) -> bytes | None:
     return conn.get(model_key(model_id))
+
+
+def model_exists(conn: redis.Redis, model_id: str) -> bool:
+    return bool(conn.exists(model_key(model_id)))
+
+
+def delete_model(conn: redis.Redis, model_id: str) -> bool:
+    """Remove a model; True when there was one."""
+    return bool(conn.delete(model_key(model_id), model_meta_key(model_id)))
+
+
+# -- queue bookkeeping -------------------------------------------------------------------
+
+
+def next_enqueue_number(conn: redis.Redis, job_id: str) -> int:
+    """1 for the first enqueue of a job, then 2, 3, ... for each requeue."""
+    return int(conn.hincrby(job_key(job_id), "enqueues", 1))
+
+
+# -- leases: which worker runs a job, and whether it is still alive -------------------------
+
+# Extend the lease if we hold it; take it if nobody does. 1 when we hold it afterwards.
+_RENEW = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def acquire_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
+    """Take the job for ``owner`` unless a live worker holds it; marks the job active."""
+    if not conn.set(lease_key(job_id), owner, nx=True, px=ttl_ms):
+        return False
+    conn.sadd(ACTIVE_JOBS, job_id)
+    return True
+
+
+def renew_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
+    """Keep holding the job; False when another worker has taken it over."""
+    return bool(conn.eval(_RENEW, 1, lease_key(job_id), owner, ttl_ms))
+
+
+def release_lease(conn: redis.Redis, job_id: str, owner: str) -> None:
+    conn.eval(_RELEASE, 1, lease_key(job_id), owner)
+
+
+def active_jobs(conn: redis.Redis) -> list[str]:
+    return [j.decode() for j in conn.smembers(ACTIVE_JOBS)]
+
+
+def lease_holder(conn: redis.Redis, job_id: str) -> str | None:
+    owner = conn.get(lease_key(job_id))
+    return None if owner is None else owner.decode()
+
+
+def claim_orphan(conn: redis.Redis, job_id: str, ttl_ms: int) -> bool:
+    """True for exactly one caller when a started job has lost its worker."""
+    return bool(conn.set(f"{lease_key(job_id)}:reaping", 1, nx=True, px=ttl_ms))
+
+
+def deactivate(conn, job_id: str) -> None:
+    conn.srem(ACTIVE_JOBS, job_id)
+
+
+# -- cancellation ------------------------------------------------------------------------
+
+
+def request_cancel(conn: redis.Redis, job_id: str) -> None:
+    """Ask the worker running the job to stop it at its next epoch boundary."""
+    pipe = conn.pipeline(transaction=True)
+    pipe.set(cancel_key(job_id), time.time(), nx=True)
+    update_job(pipe, job_id, cancel_requested=True)
+    pipe.execute()
+
+
+def cancel_requested_at(conn: redis.Redis, job_id: str) -> float | None:
+    raw = conn.get(cancel_key(job_id))
+    return None if raw is None else float(raw)
+
+
+# -- idempotency -------------------------------------------------------------------------
+
+
+def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str, job_id: str):
+    """Bind ``key`` to a request body and job for 24 h.
+
+    Returns:
+        None when the key is new (the caller creates ``job_id``), else the stored
+        ``{"hash", "job_id"}`` of the first request.
+    """
+    name = idempotency_key(scope, key)
+    value = json.dumps({"hash": body_hash, "job_id": job_id})
+    if conn.set(name, value, nx=True, ex=IDEMPOTENCY_TTL_SECONDS):
+        return None
+    raw = conn.get(name)
+    return None if raw is None else json.loads(raw)
+
+
+# -- the end of a job ----------------------------------------------------------------------
+
+
+def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
+    """Record a final status and tidy up: the checkpoint goes, the training data expires."""
+    pipe = conn.pipeline(transaction=True)
+    update_job(pipe, job_id, **fields)
+    pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
+    for name in ("X", "y", "X_val", "y_val"):
+        pipe.expire(array_key(job_id, name), data_ttl_seconds)
+    pipe.srem(ACTIVE_JOBS, job_id)
+    pipe.execute()
+
+
+_CANCEL_QUEUED = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'ended_at', ARGV[3], 'cancel_requested', 'true')
+redis.call('SET', KEYS[2], ARGV[4], 'EX', 86400)
+redis.call('SREM', KEYS[3], ARGV[5])
+return 1
+"""
+
+
+def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str) -> bool:
+    """Cancel a job still waiting in the queue, atomically; False when it has left the queue.
+
+    The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
+    """
+    return bool(
+        conn.eval(
+            _CANCEL_QUEUED,
+            3,
+            job_key(job_id),
+            cancel_key(job_id),
+            ACTIVE_JOBS,
+            json.dumps(JobStatus.QUEUED),
+            json.dumps(JobStatus.CANCELED),
+            json.dumps(ended_at),
+            time.time(),
+            job_id,
+        )
+    )

@@ -11,7 +11,7 @@ def from_env(env=os.environ) -> dict:
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
-        "JOB_TIMEOUT_SECONDS": int(env.get("JOB_TIMEOUT_SECONDS", 24 * 3600)),
-        "RESULT_TTL_SECONDS": int(env.get("RESULT_TTL_SECONDS", 7 * 24 * 3600)),
-        "FAILURE_TTL_SECONDS": int(env.get("FAILURE_TTL_SECONDS", 7 * 24 * 3600)),
+        # Training time a job may use over all its attempts, unless it asks for less/more.
+        "DEFAULT_MAX_RUNTIME_SECONDS": float(env.get("DEFAULT_MAX_RUNTIME_SECONDS", 3600)),
+        "MAX_RUNTIME_SECONDS": float(env.get("MAX_RUNTIME_SECONDS", 24 * 3600)),
     }

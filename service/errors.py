@@ -1,10 +1,13 @@
 """The one JSON error body, ``{code, status, message, errors?}``, for every failure."""
 
+import json
 import logging
 
+import flask_smorest
 import redis
 from flask import Flask
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -16,7 +19,7 @@ def flatten(errors, prefix: str = "") -> dict:
     webargs nests body errors under the location ``json``; that level is dropped.
     """
     if not isinstance(errors, dict):
-        return {prefix or "_schema": errors if isinstance(errors, list) else [errors]}
+        return {prefix or "body": errors if isinstance(errors, list) else [errors]}
     out = {}
     for key, value in errors.items():
         key = str(key)
@@ -28,6 +31,25 @@ def flatten(errors, prefix: str = "") -> dict:
             path = f"{prefix}.{key}" if prefix else key
         out.update(flatten(value, path))
     return out
+
+
+class JsonParser(FlaskParser):
+    """webargs' parser, with a 400 for every body ``json`` cannot read, not just bad syntax."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs answers these itself
+        except (RecursionError, ValueError) as exc:
+            # Nested deeper than the recursion limit, or an integer past Python's digit limit.
+            self._handle_invalid_json_error(exc, req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, reading JSON bodies with ``JsonParser``."""
+
+    ARGUMENTS_PARSER = JsonParser()
 
 
 def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:

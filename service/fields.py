@@ -21,7 +21,11 @@ class Number(fields.Float):
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) not in NUMBER_TYPES:
             raise ValidationError("Not a number.")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise ValidationError("Must be finite.")
         return super()._deserialize(value, attr, data, **kwargs)
 

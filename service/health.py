@@ -2,9 +2,9 @@
 
 import redis
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from rq import Worker
 
+from .errors import Blueprint
 from .extensions import redis_conn
 from .schemas import StatusSchema
 

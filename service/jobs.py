@@ -1,15 +1,23 @@
 """``/v1/jobs``: submit training jobs, follow them, read their history."""
 
-from flask import current_app, url_for
+import hashlib
+import json
+
+from flask import current_app, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+import jobqueue
 import store
+from store import JobStatus
 
-from .extensions import queue, redis_conn
+from .errors import Blueprint
+from .extensions import redis_conn
 from .schemas import HistorySchema, JobCreateSchema, JobListQuerySchema, JobListSchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
+
+RQ_TIMEOUT_MARGIN_SECONDS = 600
 
 
 def job_view(record: dict) -> dict:
@@ -31,6 +39,8 @@ def job_view(record: dict) -> dict:
         "attempts": record.get("attempts", 0),
         "error": record.get("error"),
         "model_id": record.get("model_id"),
+        "cancel_requested": bool(record.get("cancel_requested")),
+        "max_runtime_seconds": record.get("max_runtime_seconds"),
     }
 
 
@@ -55,23 +65,48 @@ class Jobs(MethodView):
 
     @blp.arguments(JobCreateSchema)
     @blp.response(202, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(409, description="The Idempotency-Key was used with another body.")
     def post(self, job):
-        """Submit a training job; it is queued and trained by a worker."""
+        """Submit a training job; it is queued and trained by a worker.
+
+        An ``Idempotency-Key`` header makes retries safe: the same key with the same body
+        returns the same job for 24 hours; with another body it answers 409.
+        """
         conn = redis_conn()
         job_id = store.new_id()
-        spec = job["spec"]
-        record = store.create_job(conn, job_id, spec, job["arrays"], spec["training"]["epochs"])
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            if not 1 <= len(key) <= 200:
+                abort(422, errors={"Idempotency-Key": ["Must be 1 to 200 characters."]})
+            prior = store.remember_idempotent(conn, "public", key, body_hash(), job_id)
+            if prior is not None:
+                if prior["hash"] != body_hash():
+                    abort(409, message="This Idempotency-Key was used with a different body.")
+                record = store.get_job(conn, prior["job_id"])
+                if record is not None:
+                    return created(record)
+                job_id = prior["job_id"]  # the first request stopped before storing its job
         config = current_app.config
-        queue().enqueue(
-            store.TASK,
-            job_id,
-            job_id=job_id,
-            job_timeout=config["JOB_TIMEOUT_SECONDS"],
-            result_ttl=config["RESULT_TTL_SECONDS"],
-            failure_ttl=config["FAILURE_TTL_SECONDS"],
-        )
-        location = url_for("jobs.Job", job_id=job_id)
-        return job_view(record), 202, {"Location": location}
+        max_runtime = job["max_runtime_seconds"] or config["DEFAULT_MAX_RUNTIME_SECONDS"]
+        if max_runtime > config["MAX_RUNTIME_SECONDS"]:
+            limit = config["MAX_RUNTIME_SECONDS"]
+            abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
+        spec = job["spec"]
+        epochs = spec["training"]["epochs"]
+        record = store.create_job(conn, job_id, spec, job["arrays"], epochs, max_runtime)
+        # rq's hard limit is a backstop; the worker enforces max_runtime at epoch boundaries.
+        jobqueue.enqueue(conn, job_id, timeout=int(max_runtime) + RQ_TIMEOUT_MARGIN_SECONDS)
+        return created(record)
+
+
+def body_hash() -> str:
+    """The request body's JSON, canonicalised, hashed: what an idempotency key is bound to."""
+    canonical = json.dumps(request.get_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def created(record: dict):
+    return job_view(record), 202, {"Location": url_for("jobs.Job", job_id=record["id"])}
 
 
 @blp.route("/<string:job_id>")
@@ -80,6 +115,22 @@ class Job(MethodView):
     def get(self, job_id):
         """Status and progress of one job."""
         return job_view(get_or_404(job_id))
+
+    @blp.response(200, JobSchema)
+    @blp.alt_response(202, schema=JobSchema, description="Started: it stops at its next epoch.")
+    @blp.alt_response(409, description="The job has already finished or failed.")
+    def delete(self, job_id):
+        """Cancel a job: a queued one at once, a started one at its next epoch boundary."""
+        conn = redis_conn()
+        record = get_or_404(job_id)
+        if record["status"] in (JobStatus.FINISHED, JobStatus.FAILED):
+            abort(409, message=f"Job {job_id} has already {record['status']}.")
+        if record["status"] == JobStatus.CANCELED:
+            return job_view(record)
+        if store.cancel_if_queued(conn, job_id, store.now_iso()):
+            return job_view(store.get_job(conn, job_id))
+        store.request_cancel(conn, job_id)
+        return job_view(store.get_job(conn, job_id)), 202
 
 
 @blp.route("/<string:job_id>/history")

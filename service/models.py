@@ -1,10 +1,12 @@
 """``/v1/models``: trained models, their weights and predictions."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 import store
+from store import FINAL_STATUSES
 
+from .errors import Blueprint
 from .extensions import model_cache, redis_conn
 from .schemas import LayerWeightsSchema, ModelSchema, PredictRequestSchema, PredictResponseSchema
 
@@ -21,6 +23,8 @@ def meta_or_error(model_id: str) -> dict:
     record = store.get_job(conn, model_id)
     if record is None:
         abort(404, message=f"No model {model_id}.")
+    if record["status"] in FINAL_STATUSES:
+        abort(404, message=f"No model {model_id}: job {model_id} {record['status']} without one.")
     abort(
         409,
         message=f"Job {model_id} is {record['status']}; its model exists once it has finished.",
@@ -28,8 +32,12 @@ def meta_or_error(model_id: str) -> dict:
 
 
 def load_model(model_id: str):
+    """The model, from this process's cache when it is there and has not been deleted."""
     cache = model_cache()
     model = cache.get(model_id)
+    if model is not None and not store.model_exists(redis_conn(), model_id):
+        cache.discard(model_id)  # deleted through another API process
+        model = None
     if model is None:
         meta_or_error(model_id)
         blob = store.load_model_bytes(redis_conn(), model_id)
@@ -45,6 +53,13 @@ class Model(MethodView):
     def get(self, model_id):
         """What a model is: its spec, sizes, final loss and metrics."""
         return meta_or_error(model_id)
+
+    @blp.response(204)
+    def delete(self, model_id):
+        """Delete a model; models are kept until this is called."""
+        if not store.delete_model(redis_conn(), model_id):
+            abort(404, message=f"No model {model_id}.")
+        model_cache().discard(model_id)
 
 
 @blp.route("/<string:model_id>/weights")

@@ -3,7 +3,15 @@ together (softmax last, loss against output activation, shapes against layers) a
 engine's own, run from ``post_load`` so that the API and the engine never disagree.
 """
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from backprop.activations import ACTIVATIONS
 from backprop.exceptions import SpecError
@@ -120,6 +128,9 @@ class TrainingSchema(Schema):
     shuffle = Bool()
     validation = fields.Nested(ValidationSetSchema, allow_none=True)
     early_stopping = fields.Nested(EarlyStoppingSchema, allow_none=True)
+    max_runtime_seconds = _positive(
+        metadata={"description": "Training time allowed over all attempts; past it: timeout."}
+    )
 
 
 class DataSchema(Schema):
@@ -145,6 +156,7 @@ class JobCreateSchema(Schema):
         """``{"spec": normalised JSON-able spec, "arrays": {name: ndarray}}``."""
         arrays = {"X": data["data"]["X"], "y": data["data"]["y"]}
         training = dict(data["training"])
+        max_runtime = training.pop("max_runtime_seconds", None)
         validation = training.get("validation")
         if validation and "X" in validation:
             arrays["X_val"], arrays["y_val"] = validation["X"], validation["y"]
@@ -165,7 +177,7 @@ class JobCreateSchema(Schema):
                 spec["initial_weights"] = [{"W": W.tolist(), "b": b.tolist()} for W, b in pairs]
         except SpecError as exc:
             raise ValidationError({exc.path: [exc.message]}) from exc
-        return {"spec": spec, "arrays": arrays}
+        return {"spec": spec, "arrays": arrays, "max_runtime_seconds": max_runtime}
 
 
 class ErrorInfoSchema(Schema):
@@ -191,6 +203,8 @@ class JobSchema(Schema):
     attempts = fields.Integer()
     error = fields.Nested(ErrorInfoSchema, allow_none=True)
     model_id = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    max_runtime_seconds = fields.Float(allow_none=True)
 
 
 class JobListQuerySchema(Schema):
@@ -211,6 +225,11 @@ class HistorySchema(Schema):
     epoch = fields.List(fields.Integer())
     loss = fields.List(fields.Float())
     val_loss = fields.List(fields.Float())
+
+    @post_dump(pass_original=True)
+    def keep_metric_columns(self, data, original, **kwargs):
+        """Dumping keeps only declared fields; the metric columns are passed through too."""
+        return {**original, **data}
 
 
 class ModelSchema(Schema):

@@ -7,6 +7,7 @@ tests need no system Redis.
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,8 @@ def start_worker(redis_url: str) -> Iterator[Callable[..., subprocess.Popen]]:
     stop_all(started, STOP_TIMEOUT)
 
 
-@pytest.fixture
-def live_server(redis_url: str) -> Iterator[str]:
+@contextmanager
+def serve_api(redis_url: str) -> Iterator[str]:
     """Run the API under gunicorn (one web worker) against ``redis_url``; yield its base URL."""
     port = free_port()
     env = {
@@ -93,3 +94,21 @@ def live_server(redis_url: str) -> Iterator[str]:
         yield base_url
     finally:
         stop_all([process], STOP_TIMEOUT)
+
+
+@pytest.fixture
+def live_server(redis_url: str) -> Iterator[str]:
+    """The API under gunicorn against the emptied session Redis, for this test only."""
+    with serve_api(redis_url) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def module_live_server(redis_server: str) -> Iterator[str]:
+    """The API under gunicorn against the session Redis, shared by a module's tests.
+
+    The server keeps no state of its own worth isolating (its model cache is keyed by random
+    ids), so tests that also ask for ``redis_url`` still start from an empty Redis.
+    """
+    with serve_api(redis_server) as base_url:
+        yield base_url

@@ -2,22 +2,32 @@
 
 import logging
 import os
+import signal
 
-from rq import Worker
 from rq.serializers import JSONSerializer
 
+import jobqueue
 import store
 
-# Imported before the work loop so that each forked work horse starts with NumPy and the
-# engine already loaded.
+# Imported before the work loop so that the first job starts with NumPy and the engine loaded.
 from . import tasks  # noqa: F401
+from .reaper import Heartbeat
+from .settings import Settings, worker_identity
+from .worker import TrainingWorker, raise_job_stopped
 
 
 def main() -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker = Worker([store.QUEUE_NAME], connection=store.connect(), serializer=JSONSerializer)
-    worker.work(logging_level=level)
+    conn = store.connect()
+    signal.signal(signal.SIGUSR1, raise_job_stopped)
+    heartbeat = Heartbeat(store.connect(), worker_identity(), Settings.from_env())
+    heartbeat.start()
+    worker = TrainingWorker([jobqueue.QUEUE_NAME], connection=conn, serializer=JSONSerializer)
+    try:
+        worker.work(logging_level=level)
+    finally:
+        heartbeat.stopping.set()
 
 
 if __name__ == "__main__":

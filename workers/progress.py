@@ -1,38 +1,76 @@
-"""The engine callback that reports progress and history without a round trip per epoch."""
+"""The engine callback: progress, history, checkpoints and every reason to stop early.
 
+It makes no Redis round trip per epoch: progress and history are buffered (the trainer's own
+history is the buffer) and flushed in one pipeline every ``flush_seconds``, which also reads
+the job's cancel flag; checkpoints go every ``checkpoint_seconds``.
+"""
+
+import logging
 import time
+
+import redis
 
 import store
 
-FLUSH_INTERVAL = 0.25
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-class ProgressReporter:
-    """Per-epoch callback: buffers in memory, flushes pipelined every ``interval`` seconds.
+class StopReason:
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+    LEASE_LOST = "lease_lost"
 
-    The trainer's own history is the buffer: a flush sends the entries past the last one
-    already stored.
+
+class JobMonitor:
+    """Per-epoch callback for one attempt at one job.
 
     Args:
         conn: Redis client.
         job_id: the job being trained.
-        trainer: the ``backprop.Trainer`` whose history is reported.
+        trainer: its ``backprop.Trainer`` (possibly restored from a checkpoint).
+        settings: the worker's settings.
+        max_runtime: seconds of training the job may use over all its attempts, or None.
+        runtime_before: seconds earlier attempts already used.
     """
 
-    def __init__(self, conn, job_id: str, trainer, interval: float = FLUSH_INTERVAL):
-        self.conn, self.job_id, self.trainer = conn, job_id, trainer
-        self.interval = interval
-        self.flushed = trainer.epoch  # entries already stored (after a resume, the checkpoint's)
+    def __init__(self, conn, job_id, trainer, settings: Settings, max_runtime, runtime_before=0.0):
+        self.conn, self.job_id, self.trainer, self.settings = conn, job_id, trainer, settings
+        self.max_runtime = max_runtime
+        self.runtime_before = runtime_before
+        self.flushed = trainer.epoch  # history entries already stored
         self.start_epoch = trainer.epoch
         self.started = time.monotonic()
-        self.last_flush = self.started
+        self.last_flush = self.last_checkpoint = self.started
         self.last_logs: dict = {}
+        self.stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Called from a signal handler or the heartbeat thread; honoured at the next epoch."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def runtime(self, now: float) -> float:
+        return self.runtime_before + (now - self.started)
 
     def __call__(self, epoch: int, logs: dict) -> bool:
         self.last_logs = logs
+        if self.stop_reason is not None:
+            return True
         now = time.monotonic()
-        if now - self.last_flush >= self.interval:
-            self.flush(now)
+        if self.max_runtime is not None and self.runtime(now) > self.max_runtime:
+            self.stop_reason = StopReason.TIMEOUT
+            return True
+        if now - self.last_flush >= self.settings.flush_seconds:
+            if self.flush(now):
+                self.stop_reason = StopReason.CANCEL
+                return True
+        if now - self.last_checkpoint >= self.settings.checkpoint_seconds:
+            self.checkpoint(now)
         return False
 
     def progress(self, now: float) -> dict:
@@ -47,11 +85,35 @@ class ProgressReporter:
             "eta_seconds": None if eta is None else round(eta, 3),
         }
 
-    def flush(self, now: float | None = None) -> None:
-        """Store progress and the history entries not yet stored."""
+    def flush(self, now: float | None = None, strict: bool = False) -> bool:
+        """Store progress and unsent history; True when a cancel has been requested.
+
+        A Redis outage is survived: the entries stay buffered for the next flush, unless
+        ``strict``, when the error propagates.
+        """
         now = time.monotonic() if now is None else now
         history = self.trainer.history
         fresh = {column: values[self.flushed :] for column, values in history.items()}
-        store.flush_progress(self.conn, self.job_id, self.progress(now), fresh)
+        try:
+            canceled = store.flush_progress(
+                self.conn, self.job_id, self.progress(now), fresh, round(self.runtime(now), 3)
+            )
+        except REDIS_ERRORS as exc:
+            if strict:
+                raise
+            log.warning("job %s: progress not stored (%s); will retry", self.job_id, exc)
+            return False
         self.flushed = len(history["epoch"])
         self.last_flush = now
+        return canceled
+
+    def checkpoint(self, now: float | None = None, strict: bool = False) -> None:
+        """Store the full training state (one SET, so the previous one stays whole until then)."""
+        try:
+            store.save_checkpoint(self.conn, self.job_id, self.trainer.checkpoint())
+        except REDIS_ERRORS as exc:
+            if strict:
+                raise
+            log.warning("job %s: checkpoint not stored (%s); will retry", self.job_id, exc)
+            return
+        self.last_checkpoint = time.monotonic() if now is None else now

@@ -1,33 +1,62 @@
-"""The rq task. Its only argument is a job id; everything else is read from the store."""
+"""The rq task. Its only argument is a job id; everything else is read from the store.
+
+One call is one attempt. An attempt resumes from the job's last checkpoint when there is one,
+so a job interrupted by a dead or stopped worker ends with the bits of an uninterrupted run.
+"""
 
 import logging
+import time
 
+import jobqueue
 import store
-from backprop import DivergenceError, SpecError, Trainer
+from backprop import CheckpointError, DivergenceError, SpecError, Trainer
 from store import FINAL_STATUSES, JobStatus
 
-from .progress import ProgressReporter
+from . import runtime
+from .progress import REDIS_ERRORS, JobMonitor, StopReason
+from .settings import Settings, worker_identity
 
 log = logging.getLogger(__name__)
 
+# Final writes wait this long for Redis to come back before the attempt gives up (the job is
+# then picked up again from its checkpoint once Redis is back).
+FINAL_WRITE_PATIENCE_SECONDS = 120
+
 
 def train_job(job_id: str) -> dict:
-    """Train the job ``job_id`` and publish its model.
+    """Run one attempt at job ``job_id``.
 
     Returns:
-        A small JSON-able summary, which rq keeps as the job's result.
+        A small JSON-able summary, which rq keeps as its job result.
     """
+    settings = Settings.from_env()
     conn = store.connect()
     record = store.get_job(conn, job_id)
     if record is None or record["status"] in FINAL_STATUSES:
-        return {"skipped": True}
+        return {"skipped": "no such job" if record is None else record["status"]}
+    owner = worker_identity()
+    if not store.acquire_lease(conn, job_id, owner, settings.lease_ms):
+        return {"skipped": "another worker runs it"}
+    lease_lost = False
+    try:
+        outcome = _attempt(conn, job_id, record, settings)
+        lease_lost = outcome.get("stopped") == StopReason.LEASE_LOST
+        return outcome
+    finally:
+        runtime.end()
+        if not lease_lost:
+            _persist(lambda: store.release_lease(conn, job_id, owner))
+
+
+def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
     spec = store.load_spec(conn, job_id)
     arrays = store.load_arrays(conn, job_id)
     validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
     try:
         trainer = Trainer(spec, arrays["X"], arrays["y"], validation)
     except SpecError as exc:
-        return _fail(conn, job_id, "invalid_spec", str(exc))
+        return _end(conn, job_id, settings, JobStatus.FAILED, error=("invalid_spec", str(exc)))
+    _resume(conn, job_id, trainer)
 
     store.update_job(
         conn,
@@ -36,17 +65,61 @@ def train_job(job_id: str) -> dict:
         started_at=record.get("started_at") or store.now_iso(),
         attempts=record.get("attempts", 0) + 1,
     )
-    reporter = ProgressReporter(conn, job_id, trainer)
+    monitor = JobMonitor(
+        conn,
+        job_id,
+        trainer,
+        settings,
+        record.get("max_runtime_seconds"),
+        record.get("runtime_seconds", 0.0),
+    )
+    runtime.begin(job_id, monitor)
     try:
-        trainer.fit(reporter)
+        trainer.fit(monitor)
     except DivergenceError as exc:
-        reporter.flush()
-        return _fail(conn, job_id, "diverged", str(exc))
-    reporter.flush()
-    return _publish(conn, job_id, trainer)
+        _persist(lambda: monitor.flush(strict=True))
+        return _end(conn, job_id, settings, JobStatus.FAILED, error=("diverged", str(exc)))
+    except runtime.JobStopped:
+        monitor.request_stop(StopReason.CANCEL)
+    _persist(lambda: monitor.flush(strict=True))
+
+    reason = monitor.stop_reason
+    if reason == StopReason.CANCEL:
+        return _end(conn, job_id, settings, JobStatus.CANCELED)
+    if reason == StopReason.TIMEOUT:
+        limit = record.get("max_runtime_seconds")
+        message = f"training passed its max_runtime_seconds ({limit}) at epoch {trainer.epoch}"
+        return _end(conn, job_id, settings, JobStatus.FAILED, error=("timeout", message))
+    if reason == StopReason.SHUTDOWN:
+        _persist(lambda: monitor.checkpoint(strict=True))
+        _persist(lambda: _requeue(conn, job_id))
+        log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
+        return {"stopped": reason, "epoch": trainer.epoch}
+    if reason == StopReason.LEASE_LOST:
+        log.warning("job %s: another worker took it over; stopping this attempt", job_id)
+        return {"stopped": reason, "epoch": trainer.epoch}
+    return _persist(lambda: _publish(conn, job_id, trainer, settings))
 
 
-def _publish(conn, job_id: str, trainer) -> dict:
+def _resume(conn, job_id: str, trainer: Trainer) -> None:
+    """Load the job's last checkpoint, if any, and make the stored history agree with it."""
+    blob = store.load_checkpoint(conn, job_id)
+    if blob is not None:
+        try:
+            trainer.restore(blob)
+            log.info("job %s: resuming from epoch %d", job_id, trainer.epoch)
+        except CheckpointError as exc:
+            log.warning("job %s: checkpoint unusable (%s); starting over", job_id, exc)
+    # History flushed after the checkpoint was taken would be recorded twice otherwise.
+    store.replace_history(conn, job_id, trainer.history if trainer.epoch else {})
+
+
+def _requeue(conn, job_id: str) -> None:
+    store.update_job(conn, job_id, status=JobStatus.QUEUED)
+    jobqueue.enqueue(conn, job_id, at_front=True)
+
+
+def _publish(conn, job_id: str, trainer: Trainer, settings: Settings) -> dict:
     """Store the model (its id is the job's) and mark the job finished."""
     model = trainer.model()
     info = model.info
@@ -65,20 +138,31 @@ def _publish(conn, job_id: str, trainer) -> dict:
         "best_epoch": info["best_epoch"],
     }
     store.save_model(conn, job_id, model.to_bytes(), meta)
-    store.update_job(
-        conn, job_id, status=JobStatus.FINISHED, model_id=job_id, ended_at=store.now_iso()
-    )
+    _end(conn, job_id, settings, JobStatus.FINISHED, model_id=job_id)
     log.info("job %s finished after %d epochs", job_id, info["epochs_run"])
     return {"model_id": job_id, "epochs_run": info["epochs_run"]}
 
 
-def _fail(conn, job_id: str, code: str, message: str) -> dict:
-    store.update_job(
-        conn,
-        job_id,
-        status=JobStatus.FAILED,
-        error={"code": code, "message": message},
-        ended_at=store.now_iso(),
+def _end(conn, job_id, settings, status, error=None, **fields) -> dict:
+    if error is not None:
+        fields["error"] = {"code": error[0], "message": error[1]}
+        log.warning("job %s failed: %s: %s", job_id, *error)
+    store.finish_job(
+        conn, job_id, settings.data_ttl_seconds, status=status, ended_at=store.now_iso(), **fields
     )
-    log.warning("job %s failed: %s: %s", job_id, code, message)
-    return {"error": code}
+    return {"status": str(status), **({"error": error[0]} if error else {})}
+
+
+def _persist(write):
+    """Run a final write, waiting out a Redis outage of up to FINAL_WRITE_PATIENCE_SECONDS."""
+    deadline = time.monotonic() + FINAL_WRITE_PATIENCE_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            return write()
+        except REDIS_ERRORS:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("redis unreachable; retrying a final write in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

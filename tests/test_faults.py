@@ -1,0 +1,317 @@
+"""Jobs survive faults: real workers killed with real signals, a real Redis stopped and started.
+
+Every resumed job is compared byte for byte with an uninterrupted run of the same spec, made
+here with the engine itself.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import redis
+import requests
+
+from backprop import Trainer
+from devtools import embedded_redis
+from devtools.probes import free_port
+from devtools.processes import stop_all
+from tests.conftest import serve_api
+
+# Fast heartbeats so that a dead worker's job is picked up within a second or two.
+FAST = {
+    "FLUSH_SECONDS": "0.05",
+    "CHECKPOINT_SECONDS": "0.2",
+    "LEASE_SECONDS": "1.5",
+    "HEARTBEAT_SECONDS": "0.2",
+    "REAP_SECONDS": "0.3",
+    "CANCEL_GRACE_SECONDS": "1",
+}
+DEADLINE = 90
+
+
+def long_job(epochs: int = 1500, **training) -> dict:
+    """A small classifier with minibatches, shuffling and Adam: every piece of state matters."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((240, 6))
+    labels = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
+    y = np.eye(3)[labels]
+    return {
+        "network": {
+            "layers": [
+                {"units": 24, "activation": "tanh"},
+                {"units": 16, "activation": "relu"},
+                {"units": 3, "activation": "softmax"},
+            ],
+            "init": {"scheme": "glorot_uniform"},
+            "seed": 11,
+        },
+        "training": {
+            "loss": "categorical_crossentropy",
+            "optimizer": {"name": "adam", "learning_rate": 0.01},
+            "epochs": epochs,
+            "batch_size": 16,
+            "shuffle": True,
+            **training,
+        },
+        "data": {"X": X.tolist(), "y": y.tolist()},
+    }
+
+
+def reference(job: dict) -> tuple[list, dict]:
+    """Weights and history of an uninterrupted in-process run, as the API would show them."""
+    spec = {"network": job["network"], "training": job["training"]}
+    trainer = Trainer(spec, job["data"]["X"], job["data"]["y"])
+    trainer.fit()
+    weights = json.loads(json.dumps(trainer.model().weights()))
+    return weights, json.loads(json.dumps(trainer.history))
+
+
+def submit(base: str, job: dict, **headers) -> str:
+    response = requests.post(f"{base}/v1/jobs", json=job, headers=headers, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def status(base: str, job_id: str) -> dict:
+    return requests.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()
+
+
+def wait_for(base: str, job_id: str, predicate, what: str) -> dict:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        record = status(base, job_id)
+        if predicate(record):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {what}: {record}")
+
+
+def final(record: dict) -> bool:
+    return record["status"] in ("finished", "failed", "canceled")
+
+
+def past_epoch(k: int):
+    return lambda r: r["status"] == "started" and r["progress"]["epoch"] >= k
+
+
+def assert_same_as_uninterrupted(base: str, job_id: str, job: dict) -> None:
+    weights, history = reference(job)
+    got_weights = requests.get(f"{base}/v1/models/{job_id}/weights", timeout=10).json()
+    got_history = requests.get(f"{base}/v1/jobs/{job_id}/history", timeout=10).json()
+    assert got_weights == weights
+    assert got_history == history
+
+
+def test_kill_9_at_several_points_resumes_bit_identical(live_server, start_worker):
+    job = long_job()
+    job_id = submit(live_server, job)
+    kills = 0
+    for k in (100, 500, 900):
+        worker = start_worker(**FAST)
+        wait_for(live_server, job_id, past_epoch(k), f"epoch {k}")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        kills += 1
+    start_worker(**FAST)
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "finished", record
+    assert record["attempts"] == kills + 1
+    assert_same_as_uninterrupted(live_server, job_id, job)
+
+
+def test_sigterm_checkpoints_requeues_and_another_worker_finishes(live_server, start_worker):
+    job = long_job(epochs=800)
+    job_id = submit(live_server, job)
+    first = start_worker(**FAST)
+    wait_for(live_server, job_id, past_epoch(200), "epoch 200")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    requeued = status(live_server, job_id)
+    assert requeued["status"] == "queued"
+    assert 200 <= requeued["progress"]["epoch"] < 800
+    start_worker(**FAST)
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "finished"
+    assert record["attempts"] == 2
+    assert_same_as_uninterrupted(live_server, job_id, job)
+
+
+def test_cancel_in_each_state(live_server, start_worker):
+    base = live_server
+    assert requests.delete(f"{base}/v1/jobs/nope", timeout=10).status_code == 404
+
+    queued = submit(base, long_job(epochs=50))
+    response = requests.delete(f"{base}/v1/jobs/{queued}", timeout=10)
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    again = requests.delete(f"{base}/v1/jobs/{queued}", timeout=10)
+    assert again.status_code == 200 and again.json()["status"] == "canceled"
+
+    running = submit(base, long_job(epochs=100_000))
+    start_worker(**FAST)
+    wait_for(base, running, past_epoch(20), "epoch 20")
+    response = requests.delete(f"{base}/v1/jobs/{running}", timeout=10)
+    assert response.status_code == 202
+    record = wait_for(base, running, final, "an end")
+    assert record["status"] == "canceled"
+    history = requests.get(f"{base}/v1/jobs/{running}/history", timeout=10).json()
+    assert len(history["loss"]) >= 20
+    assert history["epoch"] == list(range(1, len(history["epoch"]) + 1))
+
+    # The canceled queued job was never trained, even though a worker now runs.
+    done = submit(base, long_job(epochs=5))
+    wait_for(base, done, final, "an end")
+    assert status(base, queued)["attempts"] == 0
+    for job_id in (done,):
+        response = requests.delete(f"{base}/v1/jobs/{job_id}", timeout=10)
+        assert response.status_code == 409
+        assert response.json()["code"] == 409
+
+    bad = long_job(epochs=50, optimizer={"name": "sgd", "learning_rate": 10.0})
+    bad["training"]["loss"] = "sse"
+    bad["network"]["layers"][-1]["activation"] = "linear"
+    bad["data"]["y"] = (np.array(bad["data"]["y"]) * 1e6).tolist()
+    failed = submit(base, bad)
+    record = wait_for(base, failed, final, "an end")
+    assert record["status"] == "failed"
+    assert requests.delete(f"{base}/v1/jobs/{failed}", timeout=10).status_code == 409
+
+
+def test_cancel_backstop_uses_rq_stop_job(live_server, start_worker):
+    """A job that never reads its cancel flag (flushes disabled) is stopped by rq's command."""
+    job_id = submit(live_server, long_job(epochs=100_000))
+    start_worker(**{**FAST, "FLUSH_SECONDS": "100000"})
+    wait_for(live_server, job_id, lambda r: r["status"] == "started", "started")
+    time.sleep(0.5)
+    assert requests.delete(f"{live_server}/v1/jobs/{job_id}", timeout=10).status_code == 202
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "canceled"
+    history = requests.get(f"{live_server}/v1/jobs/{job_id}/history", timeout=10).json()
+    assert len(history["loss"]) > 0
+
+
+def test_diverging_job_fails_with_code_diverged(live_server, start_worker):
+    layers = [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]
+    job = {
+        "network": {"layers": layers, "seed": 1},
+        "training": {
+            "loss": "mse",
+            "optimizer": {"name": "sgd", "learning_rate": 9.0},
+            "epochs": 500,
+            "batch_size": None,
+        },
+        "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
+    }
+    job_id = submit(live_server, job)
+    start_worker(**FAST)
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == "diverged"
+    assert "epoch" in record["error"]["message"]
+    model = requests.get(f"{live_server}/v1/models/{job_id}", timeout=10)
+    assert model.status_code == 404
+    assert record["model_id"] is None
+
+
+def test_runtime_cap_fails_with_timeout_and_keeps_history(live_server, start_worker):
+    job = long_job(epochs=1_000_000)
+    job["training"]["max_runtime_seconds"] = 1
+    job_id = submit(live_server, job)
+    start_worker(**FAST)
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == "timeout"
+    history = requests.get(f"{live_server}/v1/jobs/{job_id}/history", timeout=10).json()
+    assert len(history["loss"]) == record["progress"]["epoch"] > 0
+
+
+def test_idempotency_key(live_server):
+    job = long_job(epochs=5)
+    first = requests.post(
+        f"{live_server}/v1/jobs", json=job, headers={"Idempotency-Key": "k1"}, timeout=10
+    )
+    again = requests.post(
+        f"{live_server}/v1/jobs", json=job, headers={"Idempotency-Key": "k1"}, timeout=10
+    )
+    assert first.status_code == 202 and again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    listed = requests.get(f"{live_server}/v1/jobs", timeout=10).json()["jobs"]
+    assert [j["id"] for j in listed] == [first.json()["id"]]
+    job["training"]["epochs"] = 6
+    other = requests.post(
+        f"{live_server}/v1/jobs", json=job, headers={"Idempotency-Key": "k1"}, timeout=10
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == 409
+
+
+def test_delete_model(live_server, start_worker):
+    job_id = submit(live_server, long_job(epochs=3))
+    start_worker(**FAST)
+    wait_for(live_server, job_id, final, "an end")
+    assert requests.get(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 200
+    assert requests.delete(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 204
+    assert requests.get(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 404
+    assert requests.delete(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 404
+
+
+@pytest.fixture
+def durable_redis(tmp_path):
+    """An embedded Redis with its append-only file, which the test may stop and restart."""
+    port = free_port()
+    command = embedded_redis.command(
+        port, tmp_path, ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+    )
+    servers = []
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        embedded_redis.wait_until_ready(process, port)
+        servers.append(process)
+        return process
+
+    start()
+    yield embedded_redis.url(port), start, servers
+    stop_all(servers, 10)
+
+
+def test_redis_restart_loses_nothing(durable_redis):
+    url, start_redis, servers = durable_redis
+    env = {**os.environ, **FAST, "REDIS_URL": url}
+    from scripts.run import WORKER_COMMAND, local
+
+    worker = subprocess.Popen(local(WORKER_COMMAND), env=env)
+    try:
+        with serve_api(url) as base:
+            done = submit(base, long_job(epochs=5))
+            wait_for(base, done, final, "an end")
+            running_job = long_job(epochs=1500)
+            running = submit(base, running_job)
+            queued = submit(base, long_job(epochs=5))
+            wait_for(base, running, past_epoch(100), "epoch 100")
+
+            servers[-1].send_signal(signal.SIGTERM)  # Redis writes its AOF and exits
+            servers[-1].wait(10)
+            down = requests.get(f"{base}/v1/jobs/{running}", timeout=30)
+            assert down.status_code == 503
+            assert down.json()["code"] == 503 and "Redis" in down.json()["message"]
+            assert requests.get(f"{base}/readyz", timeout=30).status_code == 503
+            time.sleep(1)
+            start_redis()
+
+            for job_id in (running, queued):
+                record = wait_for(base, job_id, final, "an end")
+                assert record["status"] == "finished", record
+            assert_same_as_uninterrupted(base, running, running_job)
+            predict = requests.post(
+                f"{base}/v1/models/{done}/predict", json={"inputs": [[0.0] * 6]}, timeout=10
+            )
+            assert predict.status_code == 200
+            listed = requests.get(f"{base}/v1/jobs", timeout=10).json()["jobs"]
+            assert {j["id"] for j in listed} == {done, running, queued}
+    finally:
+        stop_all([worker], 10)
+    assert redis.Redis.from_url(url).ping()

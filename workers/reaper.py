@@ -1,0 +1,114 @@
+"""The worker's heartbeat thread: keeps its own lease alive and rescues other workers' jobs.
+
+A job is orphaned when nobody holds its lease while it is started, or while rq has taken it
+off the queue. Seen orphaned on two passes in a row (so a worker that has just dequeued it can
+take its lease), it is put back at the front of the queue exactly once, and the next attempt
+resumes from its last checkpoint. A cancel that a job has not honoured within the grace time is
+enforced with rq's stop-job command.
+"""
+
+import logging
+import threading
+import time
+
+from rq.command import send_stop_job_command
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+import jobqueue
+import store
+from store import JobStatus
+
+from . import runtime
+from .progress import REDIS_ERRORS, StopReason
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat(threading.Thread):
+    """Background thread of one worker process.
+
+    Args:
+        conn: Redis client.
+        owner: this worker's lease identity.
+        settings: intervals and timeouts.
+    """
+
+    def __init__(self, conn, owner: str, settings: Settings):
+        super().__init__(name="heartbeat", daemon=True)
+        self.conn, self.owner, self.settings = conn, owner, settings
+        self.stopping = threading.Event()
+        self.suspects: set[str] = set()
+        self.stop_sent: set[str] = set()
+
+    def run(self) -> None:
+        next_reap = 0.0
+        while not self.stopping.wait(self.settings.heartbeat_seconds):
+            try:
+                self.renew()
+                if time.monotonic() >= next_reap:
+                    reap(self.conn, self.suspects, self.stop_sent, self.settings)
+                    next_reap = time.monotonic() + self.settings.reap_seconds
+            except REDIS_ERRORS as exc:
+                log.warning("heartbeat: redis unreachable (%s)", exc)
+
+    def renew(self) -> None:
+        job_id = runtime.running_job()
+        if job_id and not store.renew_lease(self.conn, job_id, self.owner, self.settings.lease_ms):
+            runtime.request_stop(StopReason.LEASE_LOST)
+
+
+def rq_status(conn, rq_job_id: str | None) -> str | None:
+    if not rq_job_id:
+        return None
+    try:
+        return str(Job.fetch(rq_job_id, connection=conn, serializer=JSONSerializer).get_status())
+    except NoSuchJobError:
+        return None
+
+
+def orphaned(conn, job_id: str, record: dict) -> bool:
+    if store.lease_holder(conn, job_id) is not None:
+        return False
+    if record["status"] == JobStatus.STARTED:
+        return True
+    # Queued by us, but rq no longer has it waiting: a worker dequeued it and died.
+    return record["status"] == JobStatus.QUEUED and rq_status(
+        conn, record.get("rq_job_id")
+    ) not in ("queued", "deferred", "scheduled")
+
+
+def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
+    """One pass over the active jobs; ``suspects`` carries orphans seen on the last pass."""
+    seen = set()
+    for job_id in store.active_jobs(conn):
+        record = store.get_job(conn, job_id)
+        if record is None or record["status"] not in (JobStatus.QUEUED, JobStatus.STARTED):
+            store.deactivate(conn, job_id)
+            continue
+        enforce_cancel(conn, job_id, record, stop_sent, settings)
+        if not orphaned(conn, job_id, record):
+            continue
+        if job_id not in suspects:
+            seen.add(job_id)
+            continue
+        if store.claim_orphan(conn, job_id, settings.lease_ms):
+            store.update_job(conn, job_id, status=JobStatus.QUEUED)
+            jobqueue.enqueue(conn, job_id, at_front=True)
+            log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
+    suspects.clear()
+    suspects.update(seen)
+
+
+def enforce_cancel(conn, job_id: str, record: dict, stop_sent: set, settings: Settings) -> None:
+    if record["status"] != JobStatus.STARTED or job_id in stop_sent:
+        return
+    asked = store.cancel_requested_at(conn, job_id)
+    if asked is not None and time.time() - asked > settings.cancel_grace_seconds:
+        rq_id = record.get("rq_job_id")
+        if rq_id:
+            send_stop_job_command(conn, rq_id, serializer=JSONSerializer)
+            stop_sent.add(job_id)
+            log.warning("job %s ignored its cancel; sent rq's stop-job command", job_id)
