@@ -15,7 +15,9 @@ import store
 QUEUE_NAME = "training"
 TASK = "workers.tasks.train_job"  # by dotted path: the API never imports the task code
 
-JOB_TIMEOUT_SECONDS = int(os.environ.get("JOB_TIMEOUT_SECONDS", 24 * 3600))
+# rq's hard limit for one attempt: the job's own runtime cap, which the worker enforces at
+# epoch boundaries, plus this margin.
+TIMEOUT_MARGIN_SECONDS = 600
 RESULT_TTL_SECONDS = int(os.environ.get("RESULT_TTL_SECONDS", 7 * 24 * 3600))
 FAILURE_TTL_SECONDS = int(os.environ.get("FAILURE_TTL_SECONDS", 7 * 24 * 3600))
 
@@ -24,13 +26,14 @@ def queue(conn) -> Queue:
     return Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
 
 
-def enqueue(conn, job_id: str, at_front: bool = False, timeout: int | None = None) -> str:
-    """Put ``job_id`` on the training queue and return the rq job id used.
+def enqueue(conn, job_id: str, at_front: bool = False) -> str:
+    """Put the stored job ``job_id`` on the training queue and return the rq job id used.
 
     Args:
         at_front: a job coming back from an interrupted attempt goes ahead of new ones.
-        timeout: rq's hard limit for one attempt, in seconds.
     """
+    record = store.get_job(conn, job_id) or {}
+    timeout = int(record.get("max_runtime_seconds") or 24 * 3600) + TIMEOUT_MARGIN_SECONDS
     n = store.next_enqueue_number(conn, job_id)
     rq_id = f"{job_id}-{n}"
     store.update_job(conn, job_id, rq_job_id=rq_id)
@@ -39,7 +42,7 @@ def enqueue(conn, job_id: str, at_front: bool = False, timeout: int | None = Non
         job_id,
         job_id=rq_id,
         at_front=at_front,
-        job_timeout=timeout or JOB_TIMEOUT_SECONDS,
+        job_timeout=timeout,
         result_ttl=RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
     )

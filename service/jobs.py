@@ -17,8 +17,6 @@ from .schemas import HistorySchema, JobCreateSchema, JobListQuerySchema, JobList
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
 
-RQ_TIMEOUT_MARGIN_SECONDS = 600
-
 
 def job_view(record: dict) -> dict:
     """A stored job record as the API shows it."""
@@ -94,8 +92,7 @@ class Jobs(MethodView):
         spec = job["spec"]
         epochs = spec["training"]["epochs"]
         record = store.create_job(conn, job_id, spec, job["arrays"], epochs, max_runtime)
-        # rq's hard limit is a backstop; the worker enforces max_runtime at epoch boundaries.
-        jobqueue.enqueue(conn, job_id, timeout=int(max_runtime) + RQ_TIMEOUT_MARGIN_SECONDS)
+        jobqueue.enqueue(conn, job_id)
         return created(record)
 
 
