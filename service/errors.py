@@ -12,6 +12,10 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
+# Endpoints ("blueprint.ViewClass") whose bodies are not JSON, or not always: the app's JSON
+# content-type check skips them and the view answers 415 itself.
+RAW_BODY_ENDPOINTS: set[str] = set()
+
 
 def flatten(errors, prefix: str = "") -> dict:
     """``{"network": {"layers": {0: {"units": [msg]}}}}`` → ``{"network.layers.0.units": [msg]}``.
