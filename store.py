@@ -78,6 +78,15 @@ def checkpoint_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:checkpoint"
 
 
+def tenant_jobs_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:jobs"
+
+
+def tenant_active_key(tenant: str) -> str:
+    """Queued and started jobs of one tenant, which its quota counts."""
+    return f"{PREFIX}:tenant:{tenant}:active"
+
+
 def lease_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:lease"
 
@@ -121,6 +130,7 @@ def create_job(
     arrays: dict,
     epochs: int,
     max_runtime_seconds: float | None = None,
+    tenant: str = "public",
 ) -> dict:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -128,6 +138,7 @@ def create_job(
         spec: the job's network, training and initial weights, JSON-able.
         arrays: ``{"X": ndarray, "y": ndarray, "X_val"?: ..., "y_val"?: ...}``.
         max_runtime_seconds: training time allowed over all attempts.
+        tenant: the owner; only it (and admins) can see the job and its model.
     """
     record = {
         "id": job_id,
@@ -136,14 +147,18 @@ def create_job(
         "epochs": epochs,
         "attempts": 0,
         "max_runtime_seconds": max_runtime_seconds,
+        "tenant": tenant,
     }
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
     for name, array in arrays.items():
         pipe.set(array_key(job_id, name), array_to_bytes(array))
     pipe.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in record.items()})
-    pipe.zadd(JOBS_INDEX, {job_id: time.time()})
+    created = time.time()
+    pipe.zadd(JOBS_INDEX, {job_id: created})
+    pipe.zadd(tenant_jobs_key(tenant), {job_id: created})
     pipe.sadd(ACTIVE_JOBS, job_id)
+    pipe.sadd(tenant_active_key(tenant), job_id)
     pipe.execute()
     return record
 
@@ -161,19 +176,25 @@ def update_job(conn, job_id: str, **fields) -> None:
     conn.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in fields.items()})
 
 
-def list_jobs(conn: redis.Redis, limit: int, cursor: str | None = None) -> tuple[list, str | None]:
+def list_jobs(
+    conn: redis.Redis, limit: int, cursor: str | None = None, tenant: str | None = None
+) -> tuple[list, str | None]:
     """Jobs newest first: ``(records, next_cursor)``; the cursor is the last id returned.
 
+    Args:
+        tenant: only this tenant's jobs; None lists every tenant's.
+
     Raises:
-        KeyError: the cursor names no job.
+        KeyError: the cursor names no job in the listing.
     """
+    index = JOBS_INDEX if tenant is None else tenant_jobs_key(tenant)
     start = 0
     if cursor is not None:
-        rank = conn.zrevrank(JOBS_INDEX, cursor)
+        rank = conn.zrevrank(index, cursor)
         if rank is None:
             raise KeyError(cursor)
         start = rank + 1
-    ids = [i.decode() for i in conn.zrevrange(JOBS_INDEX, start, start + limit)]
+    ids = [i.decode() for i in conn.zrevrange(index, start, start + limit)]
     more = len(ids) > limit
     ids = ids[:limit]
     pipe = conn.pipeline(transaction=False)
@@ -388,8 +409,10 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
 
 def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
     """Record a final status and tidy up: the checkpoint goes, the training data expires."""
+    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, **fields)
+    pipe.srem(tenant_active_key(tenant), job_id)
     pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
     for name in ("X", "y", "X_val", "y_val"):
         pipe.expire(array_key(job_id, name), data_ttl_seconds)
@@ -402,11 +425,12 @@ if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'ended_at', ARGV[3], 'cancel_requested', 'true')
 redis.call('SET', KEYS[2], ARGV[4], 'EX', 86400)
 redis.call('SREM', KEYS[3], ARGV[5])
+redis.call('SREM', KEYS[4], ARGV[5])
 return 1
 """
 
 
-def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str) -> bool:
+def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str) -> bool:
     """Cancel a job still waiting in the queue, atomically; False when it has left the queue.
 
     The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
@@ -414,10 +438,11 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str) -> bool:
     return bool(
         conn.eval(
             _CANCEL_QUEUED,
-            3,
+            4,
             job_key(job_id),
             cancel_key(job_id),
             ACTIVE_JOBS,
+            tenant_active_key(tenant),
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.CANCELED),
             json.dumps(ended_at),
@@ -425,3 +450,21 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str) -> bool:
             job_id,
         )
     )
+
+
+# -- quotas ------------------------------------------------------------------------------
+
+_RESERVE = """
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def reserve_job_slot(conn: redis.Redis, tenant: str, job_id: str, cap: int) -> bool:
+    """Count ``job_id`` against the tenant's cap of queued plus started jobs, if there is room."""
+    return bool(conn.eval(_RESERVE, 1, tenant_active_key(tenant), job_id, cap))
+
+
+def release_job_slot(conn: redis.Redis, tenant: str, job_id: str) -> None:
+    conn.srem(tenant_active_key(tenant), job_id)

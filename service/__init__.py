@@ -3,7 +3,7 @@
 from flask import Flask, request
 from flask_smorest import abort
 
-from . import errors, extensions, health, jobs, models
+from . import auth, errors, extensions, health, inference, jobs, models
 from .config import from_env
 
 OPENAPI = {
@@ -25,11 +25,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.json.sort_keys = False
 
+    auth.init_app(app)
     extensions.init_app(app)
     api = errors.ServiceApi(app)
     errors.init_app(app)
     for module in (health, jobs, models):
         api.register_blueprint(module.blp)
+    app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc
     app.extensions["api"] = api
 
     @app.before_request

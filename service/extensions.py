@@ -1,16 +1,37 @@
 """The Redis client and model cache the app factory attaches to the app."""
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
 
 import store
 
+from . import auth
 from .model_cache import ModelCache
+
+
+def rate_limit_key() -> str:
+    """Counters per tenant for a valid key, per client address otherwise."""
+    tenant = auth.tenant_from_header()
+    return f"tenant:{tenant.name}" if tenant else f"addr:{request.remote_addr}"
+
+
+limiter = Limiter(
+    key_func=rate_limit_key,
+    default_limits_exempt_when=lambda: request.endpoint in auth.OPEN_ENDPOINTS,
+)
 
 
 def init_app(app: Flask) -> None:
     conn = store.connect(app.config["REDIS_URL"])
     app.extensions["redis"] = conn
     app.extensions["model_cache"] = ModelCache(app.config["MODEL_CACHE_BYTES"])
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATE_LIMIT"])
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{store.PREFIX}:ratelimit")
+    # With Redis down the API answers 503 anyway; the limiter must not turn that into a 500.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    limiter.init_app(app)
 
 
 def redis_conn():

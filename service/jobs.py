@@ -11,9 +11,19 @@ import jobqueue
 import store
 from store import JobStatus
 
+from . import budget
+from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
-from .extensions import redis_conn
-from .schemas import HistorySchema, JobCreateSchema, JobListQuerySchema, JobListSchema, JobSchema
+from .extensions import limiter, redis_conn
+from .schemas import (
+    DryRunSchema,
+    HistorySchema,
+    JobCreateSchema,
+    JobListQuerySchema,
+    JobListSchema,
+    JobSchema,
+    SubmitQuerySchema,
+)
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
 
@@ -43,8 +53,9 @@ def job_view(record: dict) -> dict:
 
 
 def get_or_404(job_id: str) -> dict:
+    """The job's record; 404 when there is none or another tenant owns it."""
     record = store.get_job(redis_conn(), job_id)
-    if record is None:
+    if record is None or not current_tenant().owns(record):
         abort(404, message=f"No job {job_id}.")
     return record
 
@@ -54,29 +65,55 @@ class Jobs(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args):
-        """List jobs, newest first."""
+        """List your jobs (an admin: everyone's), newest first."""
+        tenant = current_tenant()
         try:
-            records, cursor = store.list_jobs(redis_conn(), args["limit"], args.get("cursor"))
+            records, cursor = store.list_jobs(
+                redis_conn(),
+                args["limit"],
+                args.get("cursor"),
+                None if tenant.admin else tenant.name,
+            )
         except KeyError:
             abort(422, message="Unknown cursor.", errors={"cursor": ["Names no job."]})
         return {"jobs": [job_view(r) for r in records], "next_cursor": cursor}
 
+    @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"])
     @blp.arguments(JobCreateSchema)
+    @blp.arguments(SubmitQuerySchema, location="query")
     @blp.response(202, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(200, schema=DryRunSchema, description="dry_run=true: the estimate only.")
     @blp.alt_response(409, description="The Idempotency-Key was used with another body.")
-    def post(self, job):
+    @blp.alt_response(429, description="Too many requests, or too many active jobs.")
+    def post(self, job, query):
         """Submit a training job; it is queued and trained by a worker.
 
+        ``dry_run=true`` validates the job and returns its cost estimate without queueing it.
         An ``Idempotency-Key`` header makes retries safe: the same key with the same body
         returns the same job for 24 hours; with another body it answers 409.
         """
+        config = current_app.config
+        spec, arrays = job["spec"], job["arrays"]
+        cost = budget.estimate(spec, arrays["X"].shape[0], arrays["X"].shape[1])
+        over = budget.violations(cost, config)
+        if over:
+            abort(422, errors=over)
+        max_runtime = job["max_runtime_seconds"] or config["DEFAULT_MAX_RUNTIME_SECONDS"]
+        if max_runtime > config["MAX_RUNTIME_SECONDS"]:
+            limit = config["MAX_RUNTIME_SECONDS"]
+            abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
+        if query["dry_run"]:
+            limits = {k.lower(): config[k] for k in ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS")}
+            return {"valid": True, "estimate": cost, "limits": limits}, 200
+
         conn = redis_conn()
+        tenant = current_tenant().name
         job_id = store.new_id()
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             if not 1 <= len(key) <= 200:
                 abort(422, errors={"Idempotency-Key": ["Must be 1 to 200 characters."]})
-            prior = store.remember_idempotent(conn, "public", key, body_hash(), job_id)
+            prior = store.remember_idempotent(conn, tenant, key, body_hash(), job_id)
             if prior is not None:
                 if prior["hash"] != body_hash():
                     abort(409, message="This Idempotency-Key was used with a different body.")
@@ -84,14 +121,15 @@ class Jobs(MethodView):
                 if record is not None:
                     return created(record)
                 job_id = prior["job_id"]  # the first request stopped before storing its job
-        config = current_app.config
-        max_runtime = job["max_runtime_seconds"] or config["DEFAULT_MAX_RUNTIME_SECONDS"]
-        if max_runtime > config["MAX_RUNTIME_SECONDS"]:
-            limit = config["MAX_RUNTIME_SECONDS"]
-            abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
-        spec = job["spec"]
+        cap = config["MAX_ACTIVE_JOBS"]
+        if not store.reserve_job_slot(conn, tenant, job_id, cap):
+            abort(
+                429,
+                message=f"Too many active jobs: at most {cap} queued or started at once.",
+                headers={"Retry-After": "30"},
+            )
         epochs = spec["training"]["epochs"]
-        record = store.create_job(conn, job_id, spec, job["arrays"], epochs, max_runtime)
+        record = store.create_job(conn, job_id, spec, arrays, epochs, max_runtime, tenant)
         jobqueue.enqueue(conn, job_id)
         return created(record)
 
@@ -124,7 +162,7 @@ class Job(MethodView):
             abort(409, message=f"Job {job_id} has already {record['status']}.")
         if record["status"] == JobStatus.CANCELED:
             return job_view(record)
-        if store.cancel_if_queued(conn, job_id, store.now_iso()):
+        if store.cancel_if_queued(conn, job_id, store.now_iso(), record.get("tenant", PUBLIC)):
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202

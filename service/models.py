@@ -1,27 +1,47 @@
 """``/v1/models``: trained models, their weights and predictions."""
 
+import io
+
+import numpy as np
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import abort
+from marshmallow import Schema, fields, validate
 
 import store
 from store import FINAL_STATUSES
 
+from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
+from .onnx_export import to_bytes as onnx_bytes
 from .schemas import LayerWeightsSchema, ModelSchema, PredictRequestSchema, PredictResponseSchema
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Trained models")
 
+BINARY = "application/octet-stream"
+BINARY_DOC = {"content": {BINARY: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+class WeightsQuerySchema(Schema):
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "npz"]),
+        metadata={"description": "npz: one NumPy .npz file with arrays W0, b0, W1, b1, ..."},
+    )
+
 
 def meta_or_error(model_id: str) -> dict:
-    """The model's description; 409 while its job has not finished, 404 when there is none."""
+    """The model's description; 409 while its job has not finished, 404 when there is none
+    (or another tenant owns it)."""
     conn = redis_conn()
+    tenant = current_tenant()
     meta = store.load_model_meta(conn, model_id)
-    if meta is not None:
+    if meta is not None and tenant.owns(meta):
         return meta
     # A model's id is its job's id, so a model still being trained can be told apart.
-    record = store.get_job(conn, model_id)
-    if record is None:
+    record = store.get_job(conn, model_id) if meta is None else None
+    if record is None or not tenant.owns(record):
         abort(404, message=f"No model {model_id}.")
     if record["status"] in FINAL_STATUSES:
         abort(404, message=f"No model {model_id}: job {model_id} {record['status']} without one.")
@@ -32,19 +52,24 @@ def meta_or_error(model_id: str) -> dict:
 
 
 def load_model(model_id: str):
-    """The model, from this process's cache when it is there and has not been deleted."""
+    """The model, from this process's cache when it is there and has not been deleted.
+
+    Aborts with 404 (unknown, deleted, or another tenant's) or 409 (still training).
+    """
     cache = model_cache()
-    model = cache.get(model_id)
-    if model is not None and not store.model_exists(redis_conn(), model_id):
-        cache.discard(model_id)  # deleted through another API process
-        model = None
-    if model is None:
-        meta_or_error(model_id)
-        blob = store.load_model_bytes(redis_conn(), model_id)
-        if blob is None:
+    entry = cache.get(model_id)
+    if entry is not None:
+        model, owner = entry
+        if not current_tenant().owns({"tenant": owner}):
             abort(404, message=f"No model {model_id}.")
-        model = cache.put(model_id, blob)
-    return model
+        if store.model_exists(redis_conn(), model_id):
+            return model
+        cache.discard(model_id)  # deleted through another API process
+    meta = meta_or_error(model_id)
+    blob = store.load_model_bytes(redis_conn(), model_id)
+    if blob is None:
+        abort(404, message=f"No model {model_id}.")
+    return cache.put(model_id, blob, meta.get("tenant", PUBLIC))
 
 
 @blp.route("/<string:model_id>")
@@ -57,17 +82,39 @@ class Model(MethodView):
     @blp.response(204)
     def delete(self, model_id):
         """Delete a model; models are kept until this is called."""
-        if not store.delete_model(redis_conn(), model_id):
+        meta = store.load_model_meta(redis_conn(), model_id)
+        if meta is None or not current_tenant().owns(meta):
             abort(404, message=f"No model {model_id}.")
+        store.delete_model(redis_conn(), model_id)
         model_cache().discard(model_id)
 
 
 @blp.route("/<string:model_id>/weights")
 class ModelWeights(MethodView):
+    @blp.arguments(WeightsQuerySchema, location="query")
     @blp.response(200, LayerWeightsSchema(many=True))
+    @blp.doc(responses={200: BINARY_DOC})
+    def get(self, query, model_id):
+        """Weights and biases per layer, as JSON or (``format=npz``) as one .npz file."""
+        model = load_model(model_id)
+        if query["format"] == "json":
+            return model.weights()
+        arrays = {}
+        for i, (W, b) in enumerate(model.network.parameters()):
+            arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return download(buffer.getvalue(), f"{model_id}.npz")
+
+
+@blp.route("/<string:model_id>/onnx")
+class ModelOnnx(MethodView):
+    @blp.response(200, description="An ONNX model: input 'input' (N, n_inputs), output 'output'.")
+    @blp.doc(responses={200: BINARY_DOC})
     def get(self, model_id):
-        """Weights and biases per layer."""
-        return load_model(model_id).weights()
+        """The model as an ONNX file in its own dtype, for onnxruntime and other runtimes."""
+        model = load_model(model_id)
+        return download(onnx_bytes(model, name=f"backprop_{model_id}"), f"{model_id}.onnx")
 
 
 @blp.route("/<string:model_id>/predict")
@@ -90,3 +137,9 @@ class ModelPredict(MethodView):
         if labels is not None:
             body["labels"] = labels.tolist()
         return body
+
+
+def download(blob: bytes, filename: str) -> Response:
+    """Bytes as an octet-stream attachment named ``filename``."""
+    disposition = f'attachment; filename="{filename}"'
+    return Response(blob, mimetype=BINARY, headers={"Content-Disposition": disposition})

@@ -207,6 +207,25 @@ class JobSchema(Schema):
     max_runtime_seconds = fields.Float(allow_none=True)
 
 
+class SubmitQuerySchema(Schema):
+    dry_run = fields.Boolean(
+        load_default=False, metadata={"description": "Validate and estimate; queue nothing."}
+    )
+
+
+class EstimateSchema(Schema):
+    parameters = fields.Integer()
+    flops_per_epoch = fields.Integer()
+    total_flops = fields.Integer()
+    weight_bytes = fields.Integer()
+
+
+class DryRunSchema(Schema):
+    valid = fields.Boolean()
+    estimate = fields.Nested(EstimateSchema)
+    limits = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
 class JobListQuerySchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(1, 64))

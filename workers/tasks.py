@@ -98,7 +98,8 @@ def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
     if reason == StopReason.LEASE_LOST:
         log.warning("job %s: another worker took it over; stopping this attempt", job_id)
         return {"stopped": reason, "epoch": trainer.epoch}
-    return _persist(lambda: _publish(conn, job_id, trainer, settings))
+    tenant = record.get("tenant", "public")
+    return _persist(lambda: _publish(conn, job_id, trainer, settings, tenant))
 
 
 def _resume(conn, job_id: str, trainer: Trainer) -> None:
@@ -119,13 +120,14 @@ def _requeue(conn, job_id: str) -> None:
     jobqueue.enqueue(conn, job_id, at_front=True)
 
 
-def _publish(conn, job_id: str, trainer: Trainer, settings: Settings) -> dict:
+def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: str) -> dict:
     """Store the model (its id is the job's) and mark the job finished."""
     model = trainer.model()
     info = model.info
     meta = {
         "id": job_id,
         "job_id": job_id,
+        "tenant": tenant,
         "created_at": store.now_iso(),
         "spec": model.spec,
         "n_inputs": model.n_inputs,

@@ -1,0 +1,298 @@
+"""``/v2``: the Open Inference Protocol (KServe V2, Triton's HTTP API), so its clients work as is.
+
+Each model has one version, ``"1"``, one input ``input`` of shape (N, n_inputs) and one output
+``output`` of shape (N, n_outputs), in the model's dtype (FP32 or FP64). Requests carry tensors
+as JSON ``data`` or, with the binary tensor extension, as raw little-endian bytes after a JSON
+header whose length is ``Inference-Header-Content-Length``. Every error is ``{"error": "..."}``.
+"""
+
+import json
+
+import numpy as np
+import redis
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.views import MethodView
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+)
+
+from . import errors
+from .extensions import redis_conn
+from .models import load_model
+
+bp = Blueprint("inference", __name__, url_prefix="/v2")
+
+SERVER_NAME = "backprop-service"
+EXTENSIONS = ["binary_tensor_data"]
+PLATFORM = "backprop"
+VERSION = "1"  # a trained model never changes, so it has exactly one version
+INPUT, OUTPUT = "input", "output"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_ROWS = 100_000  # as /v1 predict
+# tritonclient sends no Content-Type at all; curl users may say either of the others.
+BODY_TYPES = ("", "application/json", "application/octet-stream")
+# Tensor datatypes accepted on input, as little-endian NumPy dtypes; the engine casts them.
+DATATYPES = {
+    name: np.dtype(code)
+    for name, code in {
+        "FP32": "<f4",
+        "FP64": "<f8",
+        "INT8": "i1",
+        "INT16": "<i2",
+        "INT32": "<i4",
+        "INT64": "<i8",
+        "UINT8": "u1",
+        "UINT16": "<u2",
+        "UINT32": "<u4",
+        "UINT64": "<u8",
+    }.items()
+}
+MODEL_DATATYPES = {"float32": "FP32", "float64": "FP64"}
+
+
+def protocol_error(error: HTTPException):
+    """``{"error": message}`` with the error's status, for every failure under /v2."""
+    data = getattr(error, "data", None) or {}  # flask_smorest.abort puts its message here
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
+    return jsonify(error=data.get("message") or error.description), error.code, headers
+
+
+def redis_unavailable(exc: redis.exceptions.RedisError):
+    """503 while Redis cannot be reached, so callers know to retry."""
+    message = f"Redis is unreachable; retry later ({exc.__class__.__name__})."
+    return jsonify(error=message), 503, {"Retry-After": "5"}
+
+
+bp.register_error_handler(HTTPException, protocol_error)
+bp.register_error_handler(redis.exceptions.ConnectionError, redis_unavailable)
+bp.register_error_handler(redis.exceptions.TimeoutError, redis_unavailable)
+
+
+@bp.before_app_request
+def unknown_url():
+    """A URL under /v2 that matches no view fails in this protocol's shape too, not /v1's."""
+    error = request.routing_exception
+    under_v2 = request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/")
+    if under_v2 and isinstance(error, NotFound | MethodNotAllowed):
+        return protocol_error(error)
+    return None
+
+
+def find_model(model_id: str, version: str | None):
+    """The model, or 404 for an unknown model or version (409 while it is still training)."""
+    if version is not None and version != VERSION:
+        raise NotFound(f"Model {model_id} has no version {version}; its only version is {VERSION}.")
+    return load_model(model_id)
+
+
+def model_datatype(model) -> str:
+    return MODEL_DATATYPES[model.spec["network"]["dtype"]]
+
+
+class ServerMetadata(MethodView):
+    def get(self):
+        """The server's name, version and protocol extensions."""
+        version = current_app.config["API_VERSION"]
+        return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
+
+
+class ServerLive(MethodView):
+    def get(self):
+        """The process is up."""
+        return {"live": True}
+
+
+class ServerReady(MethodView):
+    def get(self):
+        """Redis answers, so models can be loaded; predicting needs no rq worker."""
+        try:
+            redis_conn().ping()
+        except redis.exceptions.RedisError:
+            return {"ready": False}, 503
+        return {"ready": True}
+
+
+class ModelMetadata(MethodView):
+    def get(self, model_id, version=None):
+        """A model's versions and its input and output tensors."""
+        model = find_model(model_id, version)
+        datatype = model_datatype(model)
+        return {
+            "name": model_id,
+            "versions": [VERSION],
+            "platform": PLATFORM,
+            "inputs": [{"name": INPUT, "datatype": datatype, "shape": [-1, model.n_inputs]}],
+            "outputs": [{"name": OUTPUT, "datatype": datatype, "shape": [-1, model.n_outputs]}],
+        }
+
+
+class ModelReady(MethodView):
+    def get(self, model_id, version=None):
+        """200 once the model exists: it is loaded on the first request that needs it."""
+        find_model(model_id, version)
+        return {"name": model_id, "ready": True}
+
+
+class ModelInfer(MethodView):
+    def post(self, model_id, version=None):
+        """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
+        model = find_model(model_id, version)
+        header, tail = read_body()
+        X = read_input(header, tail, model.n_inputs)
+        binary = wants_binary_output(header)
+        outputs = model.predict(X)
+        tensor = {"name": OUTPUT, "datatype": model_datatype(model), "shape": list(outputs.shape)}
+        body = {"model_name": model_id, "model_version": VERSION}
+        if "id" in header:
+            body["id"] = header["id"]
+        body["outputs"] = [tensor]
+        if not binary:
+            tensor["data"] = outputs.ravel().tolist()  # row-major, as the protocol flattens
+            return body
+        raw = outputs.astype(outputs.dtype.newbyteorder("<"), copy=False).tobytes()
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        head = json.dumps(body, separators=(",", ":")).encode()
+        return Response(
+            head + raw, mimetype="application/octet-stream", headers={HEADER_LENGTH: str(len(head))}
+        )
+
+
+def read_body() -> tuple[dict, memoryview]:
+    """The request's JSON header and the binary tensor bytes after it (empty without them)."""
+    if request.content_encoding:
+        raise UnsupportedMediaType(f"Content-Encoding {request.content_encoding} is not supported.")
+    if request.mimetype not in BODY_TYPES:
+        raise UnsupportedMediaType(
+            f"Send the request as JSON, with binary tensor data after it if any, not as "
+            f"{request.mimetype}."
+        )
+    body = request.get_data(cache=False)
+    length = request.headers.get(HEADER_LENGTH)
+    if length is None:
+        n = len(body)
+    elif length.isdigit() and int(length) <= len(body):
+        n = int(length)
+    else:
+        raise BadRequest(f"{HEADER_LENGTH} must be a byte count within the body's {len(body)}.")
+    try:
+        header = json.loads(body[:n])
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, or nested too deep
+        raise BadRequest(f"The inference request is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise BadRequest("The inference request must be a JSON object.")
+    if "id" in header and not isinstance(header["id"], str):
+        raise BadRequest("id must be a string.")
+    return header, memoryview(body)[n:]
+
+
+def read_input(header: dict, tail: memoryview, n_inputs: int) -> np.ndarray:
+    """The ``input`` tensor as an array of shape (rows, n_inputs), in the datatype it was sent."""
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise BadRequest(f"inputs must be a list of one tensor, {INPUT!r}.")
+    tensor = inputs[0]
+    if tensor.get("name") != INPUT:
+        raise BadRequest(f"Unknown input {tensor.get('name')!r}; the model's input is {INPUT!r}.")
+    shape = tensor.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(d) is int for d in shape)):
+        raise BadRequest(f"The shape of {INPUT!r} must be [rows, {n_inputs}], not {shape}.")
+    rows, columns = shape
+    if columns != n_inputs:
+        raise BadRequest(f"{INPUT!r} has {columns} columns; the model takes {n_inputs}.")
+    if not 1 <= rows <= MAX_ROWS:
+        raise BadRequest(f"{INPUT!r} must have 1 to {MAX_ROWS} rows, not {rows}.")
+    dtype = DATATYPES.get(tensor.get("datatype"))
+    if dtype is None:
+        raise BadRequest(f"datatype must be one of {', '.join(DATATYPES)}.")
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict) or any(k.startswith("shared_memory") for k in parameters):
+        raise BadRequest("parameters must be an object; shared memory is not supported.")
+    if "binary_data_size" in parameters:
+        X = from_binary(tensor, parameters["binary_data_size"], tail, dtype, rows * columns)
+    elif tail:
+        raise BadRequest(f"{len(tail)} bytes of binary data follow, but no input names its size.")
+    else:
+        X = from_json(tensor.get("data"), dtype, rows * columns)
+    X = X.reshape(rows, columns)
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise BadRequest(f"{INPUT!r} holds NaN or infinite values.")
+    return X
+
+
+def from_binary(tensor: dict, size, tail: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+    """A flat array from the binary data after the JSON header."""
+    if "data" in tensor:
+        raise BadRequest(f"{INPUT!r} has both data and binary_data_size; send one.")
+    expected = count * dtype.itemsize
+    if type(size) is not int or size != expected:
+        raise BadRequest(f"binary_data_size of {INPUT!r} must be {expected}, not {size}.")
+    if len(tail) != size:
+        raise BadRequest(f"binary_data_size is {size} bytes, but {len(tail)} follow the header.")
+    return np.frombuffer(tail, dtype)
+
+
+def from_json(data, dtype: np.dtype, count: int) -> np.ndarray:
+    """A flat array from JSON ``data``, flat or nested by rows (row-major either way)."""
+    if not isinstance(data, list):
+        raise BadRequest(f"{INPUT!r} needs data (a list of numbers) or binary_data_size.")
+    flat = []
+    for item in data:
+        if type(item) is list:
+            flat.extend(item)
+        else:
+            flat.append(item)
+    if len(flat) != count:
+        raise BadRequest(f"data of {INPUT!r} has {len(flat)} values; its shape needs {count}.")
+    kinds = (int,) if dtype.kind in "iu" else (int, float)  # never bool, str or None
+    if not all(type(v) in kinds for v in flat):
+        kind = "integers" if dtype.kind in "iu" else "numbers"
+        raise BadRequest(f"data of {INPUT!r} must hold {kind} only.")
+    try:
+        return np.array(flat, dtype)
+    except OverflowError as exc:
+        raise BadRequest(f"data of {INPUT!r} is out of range for its datatype: {exc}") from exc
+
+
+def wants_binary_output(header: dict) -> bool:
+    """Whether ``output`` goes back as binary data (its own parameter, else the request's)."""
+    parameters = header.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("parameters must be an object.")
+    binary = parameters.get("binary_data_output", False)
+    outputs = header.get("outputs") or []
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise BadRequest("outputs must be a list of objects.")
+    for output in outputs:
+        if output.get("name") != OUTPUT:
+            raise BadRequest(
+                f"Unknown output {output.get('name')!r}; the model's output is {OUTPUT!r}."
+            )
+        options = output.get("parameters") or {}
+        if not isinstance(options, dict):
+            raise BadRequest("parameters of an output must be an object.")
+        if options.get("classification"):
+            raise BadRequest("The classification extension is not supported.")
+        binary = options.get("binary_data", binary)
+    if not isinstance(binary, bool):
+        raise BadRequest("binary_data and binary_data_output must be true or false.")
+    return binary
+
+
+def route(view, *rules: str) -> None:
+    view_func = view.as_view(view.__name__)  # "inference.ModelInfer", as flask-smorest names
+    for rule in rules:
+        bp.add_url_rule(rule, view_func=view_func)
+
+
+route(ServerMetadata, "")
+route(ServerLive, "/health/live")
+route(ServerReady, "/health/ready")
+route(ModelMetadata, "/models/<model_id>", "/models/<model_id>/versions/<version>")
+route(ModelReady, "/models/<model_id>/ready", "/models/<model_id>/versions/<version>/ready")
+route(ModelInfer, "/models/<model_id>/infer", "/models/<model_id>/versions/<version>/infer")
+errors.RAW_BODY_ENDPOINTS.add(f"{bp.name}.{ModelInfer.__name__}")
