@@ -15,8 +15,10 @@ def rate_limit_key() -> str:
     return f"tenant:{tenant.name}" if tenant else f"addr:{request.remote_addr}"
 
 
+# One limiter for the process; its limits are read from the serving app's config per request.
 limiter = Limiter(
     key_func=rate_limit_key,
+    default_limits=[lambda: current_app.config["RATE_LIMIT"]],
     default_limits_exempt_when=lambda: request.endpoint in auth.OPEN_ENDPOINTS,
 )
 
@@ -26,7 +28,6 @@ def init_app(app: Flask) -> None:
     app.extensions["redis"] = conn
     app.extensions["model_cache"] = ModelCache(app.config["MODEL_CACHE_BYTES"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATE_LIMIT"])
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{store.PREFIX}:ratelimit")
     # With Redis down the API answers 503 anyway; the limiter must not turn that into a 500.

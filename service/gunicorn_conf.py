@@ -1,12 +1,24 @@
 """Gunicorn settings, read from the environment so one image serves every deployment.
 
-PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0), WEB_CONCURRENCY (2),
+PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0, which needs API keys),
+WEB_CONCURRENCY (2),
 WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info).
 """
 
+import logging
 import os
 
-bind = f"{os.getenv('BIND_HOST', '127.0.0.1')}:{int(os.getenv('PORT', '8000'))}"
+from service.auth import auth_enabled
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+host = os.getenv("BIND_HOST", "127.0.0.1")
+if not auth_enabled() and host not in LOOPBACK:
+    # Without API keys anyone who can connect is trusted: never listen beyond this machine.
+    logging.getLogger("gunicorn.error").warning(
+        "no API keys configured (API_KEYS, API_KEYS_FILE): binding 127.0.0.1, not %s", host
+    )
+    host = "127.0.0.1"
+bind = f"{host}:{int(os.getenv('PORT', '8000'))}"
 
 # Training runs in the rq workers, so the web processes only validate, enqueue and read Redis:
 # a fixed small number, not cpu_count() * 2.

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from flask import current_app, request, url_for
+from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -78,7 +78,8 @@ class Jobs(MethodView):
             abort(422, message="Unknown cursor.", errors={"cursor": ["Names no job."]})
         return {"jobs": [job_view(r) for r in records], "next_cursor": cursor}
 
-    @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"])
+    # On top of the default limit, which GET /v1/jobs shares.
+    @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
     @blp.arguments(JobCreateSchema)
     @blp.arguments(SubmitQuerySchema, location="query")
     @blp.response(202, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
@@ -104,7 +105,8 @@ class Jobs(MethodView):
             abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
         if query["dry_run"]:
             limits = {k.lower(): config[k] for k in ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS")}
-            return {"valid": True, "estimate": cost, "limits": limits}, 200
+            # A Response of its own: flask-smorest would dump a dict with the 202 JobSchema.
+            return jsonify(DryRunSchema().dump({"valid": True, "estimate": cost, "limits": limits}))
 
         conn = redis_conn()
         tenant = current_tenant().name

@@ -77,8 +77,11 @@ def start_worker(redis_url: str) -> Iterator[Callable[..., subprocess.Popen]]:
 
 
 @contextmanager
-def serve_api(redis_url: str) -> Iterator[str]:
-    """Run the API under gunicorn (one web worker) against ``redis_url``; yield its base URL."""
+def serve_api(redis_url: str, **extra_env: str) -> Iterator[str]:
+    """Run the API under gunicorn (one web worker) against ``redis_url``; yield its base URL.
+
+    Extra keyword arguments become environment variables of the server.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -86,6 +89,7 @@ def serve_api(redis_url: str) -> Iterator[str]:
         "BIND_HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "1",
         "REDIS_URL": redis_url,
+        **extra_env,
     }
     process = subprocess.Popen(local(API_COMMAND), cwd=ROOT, env=env)
     base_url = f"http://127.0.0.1:{port}"
