@@ -14,8 +14,9 @@ from service.schemas import JobCreateSchema, PredictRequestSchema
 finite = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6)
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
