@@ -3,6 +3,7 @@
 import numpy as np
 
 from .network import Network
+from .preprocessing import Preprocessor
 from .serialization import pack, unpack
 
 FORMAT = "backprop.model/1"
@@ -16,11 +17,20 @@ class Model:
         n_inputs: input width.
         parameters: ``[(W, b), ...]`` per layer.
         info: JSON-able facts about the run (final loss and metrics, epochs, ...).
+        preprocessor: the fitted input standardisation and class labels, if any.
     """
 
-    def __init__(self, spec: dict, n_inputs: int, parameters, info: dict | None = None):
+    def __init__(
+        self,
+        spec: dict,
+        n_inputs: int,
+        parameters,
+        info: dict | None = None,
+        preprocessor: Preprocessor | None = None,
+    ):
         self.spec = spec
         self.info = dict(info or {})
+        self.preprocessor = preprocessor or Preprocessor()
         self.network = Network(
             n_inputs, spec["network"]["layers"], spec["network"]["dtype"], parameters
         )
@@ -47,9 +57,18 @@ class Model:
         loss = self.spec["training"]["loss"]
         return self.output_activation == "softmax" or loss == "binary_crossentropy"
 
+    @property
+    def classes(self) -> list | None:
+        """The original label of each output unit, for ``targets: "classes"``; else None."""
+        classes = self.preprocessor.classes
+        return None if classes is None else classes.tolist()
+
     def predict(self, X):
-        """Outputs of shape (n_samples, n_outputs) for X of shape (n_samples, n_inputs)."""
-        return self.network.predict(X)
+        """Outputs of shape (n_samples, n_outputs) for X of shape (n_samples, n_inputs).
+
+        X is raw input: a standardising model applies its fitted statistics itself.
+        """
+        return self.network.predict(self.preprocessor.transform(X))
 
     def predict_proba(self, X):
         """Class probabilities; the outputs of a classifier."""
@@ -62,13 +81,14 @@ class Model:
     def labels_from(self, outputs):
         """Labels for outputs of shape (n_samples, n_outputs), or None for regression.
 
-        Softmax: the argmax, shape (n_samples,). Sigmoid + cross-entropy: 1 where p >= 0.5,
-        shape (n_samples,) for one output and (n_samples, n_outputs) for several.
+        Softmax: the argmax, shape (n_samples,), as the original class labels when the model
+        was trained on them. Sigmoid + cross-entropy: 1 where p >= 0.5, shape (n_samples,) for
+        one output and (n_samples, n_outputs) for several.
         """
         if not self.is_classifier:
             return None
         if self.output_activation == "softmax":
-            return outputs.argmax(axis=1)
+            return self.preprocessor.decode(outputs.argmax(axis=1))
         labels = (outputs >= 0.5).astype(np.int64)
         return labels[:, 0] if labels.shape[1] == 1 else labels
 
@@ -81,8 +101,15 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """npz bytes that ``from_bytes`` turns back into an identical model."""
-        meta = {"format": FORMAT, "spec": self.spec, "n_inputs": self.n_inputs, "info": self.info}
-        arrays = {}
+        pre_meta, pre_arrays = self.preprocessor.state()
+        meta = {
+            "format": FORMAT,
+            "spec": self.spec,
+            "n_inputs": self.n_inputs,
+            "info": self.info,
+            "preprocessing": pre_meta,
+        }
+        arrays = {f"pre_{name}": array for name, array in pre_arrays.items()}
         for i, (W, b) in enumerate(self.network.parameters()):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
         return pack(meta, arrays)
@@ -94,4 +121,7 @@ class Model:
             raise ValueError(f"not a {FORMAT} blob")
         n_layers = len(meta["spec"]["network"]["layers"])
         params = [(arrays[f"W{i}"], arrays[f"b{i}"]) for i in range(n_layers)]
-        return cls(meta["spec"], meta["n_inputs"], params, meta["info"])
+        # Models written before preprocessing existed carry none.
+        pre_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("pre_")}
+        preprocessor = Preprocessor.from_state(meta.get("preprocessing"), pre_arrays)
+        return cls(meta["spec"], meta["n_inputs"], params, meta["info"], preprocessor)

@@ -1,8 +1,9 @@
 """The plain-data spec: defaults and checks.
 
-A spec is ``{"network": {...}, "training": {...}, "initial_weights"?: [...]}``, the same shape
-the HTTP API accepts. ``normalize`` fills every default here, in one place, and raises
-``SpecError`` naming the field path of the first problem it finds.
+A spec is ``{"network": {...}, "training": {...}, "preprocessing"?: {...}, "targets"?: str,
+"initial_weights"?: [...]}``, the same shape the HTTP API accepts. ``normalize`` fills every
+default here, in one place, and raises ``SpecError`` naming the field path of the first
+problem it finds.
 """
 
 import copy
@@ -16,6 +17,7 @@ from .initializers import SCHEMES
 from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
 from .optimizers import OPTIMIZERS
+from .preprocessing import TARGETS
 
 DTYPES = ("float64", "float32")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time")
@@ -192,6 +194,24 @@ def _training(tr: dict, layers: list[dict]) -> dict:
     return out
 
 
+def _preprocessing(pre) -> dict:
+    pre = {} if pre is None else pre
+    _require(isinstance(pre, dict), "preprocessing", "must be an object")
+    standardize = pre.get("standardize", False)
+    _require(isinstance(standardize, bool), "preprocessing.standardize", "must be true or false")
+    return {"standardize": standardize}
+
+
+def _targets(targets, layers: list[dict]) -> str:
+    _require(targets in TARGETS, "targets", f"must be one of {list(TARGETS)}")
+    _require(
+        targets != "classes" or layers[-1]["activation"] == "softmax",
+        "targets",
+        "'classes' needs a softmax output layer",
+    )
+    return targets
+
+
 def normalize(spec: dict) -> dict:
     """A deep copy of ``spec`` with every default filled in.
 
@@ -204,6 +224,8 @@ def normalize(spec: dict) -> dict:
     out = {
         "network": network,
         "training": _training(dict(spec.get("training") or {}), network["layers"]),
+        "preprocessing": _preprocessing(spec.get("preprocessing")),
+        "targets": _targets(spec.get("targets", "values"), network["layers"]),
     }
     if spec.get("initial_weights") is not None:
         out["initial_weights"] = spec["initial_weights"]
@@ -230,10 +252,13 @@ def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
     return out
 
 
-def check_data(X, y, n_outputs: int, path: str = "data") -> tuple[np.ndarray, np.ndarray]:
+def check_data(
+    X, y, n_outputs: int, path: str = "data", labels: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """X and y as 2-D float64 arrays, after checking shapes and finiteness.
 
-    A 1-D ``y`` becomes one column.
+    A 1-D ``y`` becomes one column. With ``labels`` (``targets: "classes"``), y must be one
+    column of class labels whatever ``n_outputs`` is.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -246,9 +271,14 @@ def check_data(X, y, n_outputs: int, path: str = "data") -> tuple[np.ndarray, np
     )
     _require(y.ndim == 2, f"{path}.y", "must be a 2-D array")
     _require(y.shape[0] == X.shape[0], f"{path}.y", f"has {y.shape[0]} rows, X has {X.shape[0]}")
-    _require(
-        y.shape[1] == n_outputs, f"{path}.y", f"must have {n_outputs} columns, one per output unit"
-    )
+    if labels:
+        _require(y.shape[1] == 1, f"{path}.y", "must be one column of class labels")
+    else:
+        _require(
+            y.shape[1] == n_outputs,
+            f"{path}.y",
+            f"must have {n_outputs} columns, one per output unit",
+        )
     _require(bool(np.isfinite(X).all()), f"{path}.X", "must be finite")
     _require(bool(np.isfinite(y).all()), f"{path}.y", "must be finite")
     return X, y

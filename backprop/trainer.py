@@ -15,6 +15,7 @@ from .metrics import EpochMetrics, higher_is_better, metric_kind
 from .model import Model
 from .network import Network
 from .optimizers import get_optimizer, schedule_lr
+from .preprocessing import Preprocessor, check_classes, class_labels
 from .serialization import pack, unpack
 from .spec import check_data, check_initial_weights, normalize
 
@@ -41,11 +42,17 @@ class Trainer:
         self.spec = normalize(spec)
         net, tr = self.spec["network"], self.spec["training"]
         n_outputs = net["layers"][-1]["units"]
-        X, y = check_data(X, y, n_outputs)
+        labels = self.spec["targets"] == "classes"
+        X, y = check_data(X, y, n_outputs, labels=labels)
+        classes = None
+        if labels:
+            # From every row, before the hold-out: the label set is not a fitted statistic.
+            classes = class_labels(y, "data.y")
+            check_classes(classes, net["layers"])
         self.dtype = np.dtype(net["dtype"])
         seed = net["seed"]
         if validation_data is not None:
-            Xv, yv = check_data(*validation_data, n_outputs, path="training.validation")
+            Xv, yv = check_data(*validation_data, n_outputs, "training.validation", labels)
             if Xv.shape[1] != X.shape[1]:
                 raise SpecError("training.validation.X", "must have as many columns as data.X")
             self.spec["training"]["validation"] = {"data": True}
@@ -53,6 +60,12 @@ class Trainer:
             X, y, Xv, yv = _split(X, y, tr["validation"]["fraction"], seed)
         else:
             Xv = yv = None
+        # Fitted on the training rows only, so validation scores see unseen statistics.
+        self.preprocessor = Preprocessor.fit(self.spec, X, classes)
+        X, y = self.preprocessor.transform(X), self.preprocessor.encode(y, "data.y")
+        if Xv is not None:
+            Xv = self.preprocessor.transform(Xv)
+            yv = self.preprocessor.encode(yv, "training.validation.y")
         self.X = np.ascontiguousarray(X, dtype=self.dtype)
         self.Y = np.ascontiguousarray(y, dtype=self.dtype)
         self.X_val = None if Xv is None else np.ascontiguousarray(Xv, dtype=self.dtype)
@@ -210,12 +223,21 @@ class Trainer:
 
     def model(self) -> Model:
         """The trained model (a copy of the current weights)."""
-        return Model(self.spec, self.X.shape[1], self.network.parameters(), self.result_info())
+        return Model(
+            self.spec,
+            self.X.shape[1],
+            self.network.parameters(),
+            self.result_info(),
+            self.preprocessor,
+        )
 
     # -- checkpoints ---------------------------------------------------------------------
 
     def _fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode())
+        # Fitted preprocessing follows from spec and data; a checkpoint of other data is stale.
+        digest.update(self.preprocessor.digest())
+        return digest.hexdigest()
 
     def checkpoint(self) -> bytes:
         """The full training state as bytes: weights, optimizer, RNG, epoch and history."""

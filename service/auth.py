@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 
 PUBLIC = "public"
 # Reachable without a key: probes must work for load balancers and orchestrators.
-OPEN_ENDPOINTS = {"health.Health", "health.Ready", "api-docs.openapi_json"}
+OPEN_ENDPOINTS = {
+    "health.Health",
+    "health.Ready",
+    "inference.ServerLive",
+    "inference.ServerReady",
+    "api-docs.openapi_json",
+}
 
 
 @dataclass(frozen=True)

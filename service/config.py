@@ -10,7 +10,13 @@ def from_env(env=os.environ) -> dict:
     return {
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
+        # CSV and NumPy dataset uploads: the largest body, and the most their arrays may take
+        # (Redis keeps each array in one string, 512 MiB at most).
+        "MAX_DATASET_BYTES": int(env.get("MAX_DATASET_BYTES", 512 * MIB)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
+        # Rows one prediction request may carry, and rows per forward pass within it.
+        "PREDICT_MAX_ROWS": int(env.get("PREDICT_MAX_ROWS", 100_000)),
+        "PREDICT_BATCH_ROWS": int(env.get("PREDICT_BATCH_ROWS", 8192)),
         # Training time a job may use over all its attempts, unless it asks for less/more.
         "DEFAULT_MAX_RUNTIME_SECONDS": float(env.get("DEFAULT_MAX_RUNTIME_SECONDS", 3600)),
         "MAX_RUNTIME_SECONDS": float(env.get("MAX_RUNTIME_SECONDS", 24 * 3600)),

@@ -2,13 +2,18 @@
 
 import json
 import logging
+import math
+import time
 
 import flask_smorest
 import redis
 from flask import Flask
+from flask_limiter.errors import RateLimitExceeded
 from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
+
+from .extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +80,20 @@ class ServiceApi(Api):
         if message is None and errors:
             path, messages = next(iter(errors.items()))
             message = f"Invalid request: {path}: {' '.join(map(str, messages))}"
+        if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
+            headers = {**headers, "Retry-After": str(retry_after_seconds())}
         if error.code == 500:
             log.error("unhandled error", exc_info=getattr(error, "original_exception", None))
         body = error_body(error.code, error.name, message or error.description, errors)
         return body, error.code, headers
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the rate-limit window that was hit resets (at least 1)."""
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def redis_unavailable(exc: redis.exceptions.RedisError):

@@ -28,7 +28,9 @@ def init_app(app: Flask) -> None:
     app.extensions["redis"] = conn
     app.extensions["model_cache"] = ModelCache(app.config["MODEL_CACHE_BYTES"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # X-RateLimit headers on every response cost a Redis round trip each; a 429 still carries
+    # Retry-After (service.errors).
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{store.PREFIX}:ratelimit")
     # With Redis down the API answers 503 anyway; the limiter must not turn that into a 500.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)

@@ -23,6 +23,9 @@ bind = f"{host}:{int(os.getenv('PORT', '8000'))}"
 # Training runs in the rq workers, so the web processes only validate, enqueue and read Redis:
 # a fixed small number, not cpu_count() * 2.
 workers = int(os.getenv("WEB_CONCURRENCY", "2"))
+# Threads overlap the Redis round trips of concurrent requests and keep connections alive.
+worker_class = "gthread"
+threads = int(os.getenv("WEB_THREADS", "4"))
 
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))

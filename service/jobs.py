@@ -9,6 +9,7 @@ from flask_smorest import abort
 
 import jobqueue
 import store
+from backprop import SpecError
 from store import JobStatus
 
 from . import budget
@@ -23,6 +24,7 @@ from .schemas import (
     JobListSchema,
     JobSchema,
     SubmitQuerySchema,
+    check_job_data,
 )
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
@@ -47,6 +49,7 @@ def job_view(record: dict) -> dict:
         "attempts": record.get("attempts", 0),
         "error": record.get("error"),
         "model_id": record.get("model_id"),
+        "dataset_id": record.get("dataset_id"),
         "cancel_requested": bool(record.get("cancel_requested")),
         "max_runtime_seconds": record.get("max_runtime_seconds"),
     }
@@ -94,8 +97,11 @@ class Jobs(MethodView):
         returns the same job for 24 hours; with another body it answers 409.
         """
         config = current_app.config
-        spec, arrays = job["spec"], job["arrays"]
-        cost = budget.estimate(spec, arrays["X"].shape[0], arrays["X"].shape[1])
+        spec, arrays, shape = job["spec"], job["arrays"], job["shape"]
+        dataset_id = job["dataset_id"]
+        if dataset_id is not None:
+            shape = dataset_shape(dataset_id, spec, arrays)
+        cost = budget.estimate(spec, shape["rows"], shape["columns"])
         over = budget.violations(cost, config)
         if over:
             abort(422, errors=over)
@@ -131,9 +137,23 @@ class Jobs(MethodView):
                 headers={"Retry-After": "30"},
             )
         epochs = spec["training"]["epochs"]
-        record = store.create_job(conn, job_id, spec, arrays, epochs, max_runtime, tenant)
+        record = store.create_job(
+            conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
+        )
         jobqueue.enqueue(conn, job_id)
         return created(record)
+
+
+def dataset_shape(dataset_id: str, spec: dict, arrays: dict) -> dict:
+    """The shape of the caller's dataset, checked against the job; 422 naming the field."""
+    record = store.get_dataset(redis_conn(), dataset_id)
+    if record is None or not current_tenant().owns(record):
+        abort(422, errors={"dataset_id": [f"No dataset {dataset_id}."]})
+    try:
+        check_job_data(spec, record, arrays, "dataset_id")
+    except SpecError as exc:
+        abort(422, errors={exc.path: [exc.message]})
+    return record
 
 
 def body_hash() -> str:

@@ -18,6 +18,13 @@ from backprop.exceptions import SpecError
 from backprop.initializers import SCHEMES
 from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
+from backprop.preprocessing import (
+    TARGETS,
+    Preprocessor,
+    check_classes,
+    class_labels,
+    target_columns,
+)
 from backprop.spec import DTYPES, SCHEDULES, check_data, check_initial_weights, normalize
 from store import JobStatus
 
@@ -138,46 +145,132 @@ class DataSchema(Schema):
     y = Matrix(required=True, allow_vector=True, max_rows=MAX_ROWS)
 
 
+class PreprocessingSchema(Schema):
+    standardize = Bool(
+        metadata={
+            "description": "Scale inputs to zero mean and unit variance with statistics of the "
+            "training rows; the model applies them to every prediction."
+        }
+    )
+
+
 class WeightsSchema(Schema):
     W = Matrix(required=True)
     b = Vector(required=True)
 
 
 class JobCreateSchema(Schema):
-    """A training job: network, training settings and data."""
+    """A training job: network, training settings, and data inline or as a dataset id."""
 
     network = fields.Nested(NetworkSchema, required=True)
     training = fields.Nested(TrainingSchema, required=True)
-    data = fields.Nested(DataSchema, required=True)
+    data = fields.Nested(DataSchema)
+    dataset_id = fields.String(
+        validate=validate.Length(1, 64),
+        metadata={"description": "Train on an uploaded dataset (POST /v1/datasets), not data."},
+    )
+    preprocessing = fields.Nested(PreprocessingSchema)
+    targets = fields.String(
+        validate=validate.OneOf(TARGETS),
+        metadata={
+            "description": "values (the default): y as given. classes: y is one column of "
+            "integer labels, one-hot encoded for a softmax output with one unit per class; "
+            "predictions return the original labels."
+        },
+    )
     initial_weights = fields.List(fields.Nested(WeightsSchema), validate=validate.Length(min=1))
+
+    @validates_schema
+    def one_data_source(self, data, **kwargs):
+        if "data" in data and "dataset_id" in data:
+            raise ValidationError("Give data or dataset_id, not both.", "dataset_id")
+        if "data" not in data and "dataset_id" not in data:
+            raise ValidationError("Give data, or a dataset_id from POST /v1/datasets.", "data")
 
     @post_load
     def to_job(self, data, **kwargs):
-        """``{"spec": normalised JSON-able spec, "arrays": {name: ndarray}}``."""
-        arrays = {"X": data["data"]["X"], "y": data["data"]["y"]}
+        """``{"spec": normalised JSON-able spec, "arrays": {name: ndarray}, "dataset_id",
+        "shape": data_shape of inline data (None for a dataset), "max_runtime_seconds"}``.
+
+        A dataset's shape is in Redis; the view checks the job against it with
+        ``check_job_data``.
+        """
+        arrays = {}
         training = dict(data["training"])
         max_runtime = training.pop("max_runtime_seconds", None)
         validation = training.get("validation")
         if validation and "X" in validation:
             arrays["X_val"], arrays["y_val"] = validation["X"], validation["y"]
             training["validation"] = {"data": True}
+        spec = {"network": data["network"], "training": training}
+        for key in ("preprocessing", "targets"):
+            if key in data:
+                spec[key] = data[key]
+        shape = None
         try:
-            spec = normalize({"network": data["network"], "training": training})
-            n_outputs = spec["network"]["layers"][-1]["units"]
-            check_data(arrays["X"], arrays["y"], n_outputs)
-            if "X_val" in arrays:
-                check_data(arrays["X_val"], arrays["y_val"], n_outputs, "training.validation")
-                if arrays["X_val"].shape[1] != arrays["X"].shape[1]:
-                    raise SpecError("training.validation.X", "must have as many columns as data.X")
+            spec = normalize(spec)
             if data.get("initial_weights"):
-                sizes = [arrays["X"].shape[1]] + [la["units"] for la in spec["network"]["layers"]]
                 pairs = [(w["W"], w["b"]) for w in data["initial_weights"]]
-                weights = [{"W": W, "b": b} for W, b in pairs]
-                check_initial_weights(weights, sizes)
                 spec["initial_weights"] = [{"W": W.tolist(), "b": b.tolist()} for W, b in pairs]
+            if "data" in data:
+                arrays["X"], arrays["y"] = data["data"]["X"], data["data"]["y"]
+                shape = data_shape(spec, arrays["X"], arrays["y"])
+                check_job_data(spec, shape, arrays, "data")
         except SpecError as exc:
             raise ValidationError({exc.path: [exc.message]}) from exc
-        return {"spec": spec, "arrays": arrays, "max_runtime_seconds": max_runtime}
+        return {
+            "spec": spec,
+            "arrays": arrays,
+            "dataset_id": data.get("dataset_id"),
+            "shape": shape,
+            "max_runtime_seconds": max_runtime,
+        }
+
+
+def data_shape(spec: dict, X, y) -> dict:
+    """``{rows, columns, outputs, classes}`` of inline training data, checked against a
+    normalised spec; the same keys a dataset's record has.
+
+    Raises:
+        SpecError: naming ``data.X`` or ``data.y``.
+    """
+    labels = spec["targets"] == "classes"
+    X, y = check_data(X, y, spec["network"]["layers"][-1]["units"], labels=labels)
+    classes = class_labels(y).tolist() if labels else None
+    return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
+
+
+def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
+    """Check a normalised spec, its validation arrays and initial weights against the shape
+    of its training data (see ``data_shape``), as the engine will.
+
+    Args:
+        source: the field the training data comes from, ``data`` or ``dataset_id``.
+
+    Raises:
+        SpecError: naming the field at fault.
+    """
+    layers = spec["network"]["layers"]
+    width = target_columns(spec)
+    y_path = "data.y" if source == "data" else source
+    if shape["outputs"] != width:
+        raise SpecError(y_path, f"has {shape['outputs']} target columns; the job needs {width}")
+    classes = None
+    if spec["targets"] == "classes":
+        classes = shape.get("classes")
+        if classes is None:
+            raise SpecError(y_path, "must be one column of integer class labels")
+        check_classes(classes, layers)
+    if "X_val" in arrays:
+        labels = spec["targets"] == "classes"
+        check_data(arrays["X_val"], arrays["y_val"], width, "training.validation", labels)
+        if arrays["X_val"].shape[1] != shape["columns"]:
+            raise SpecError("training.validation.X", "must have as many columns as data.X")
+        if classes is not None:
+            Preprocessor(classes=classes).encode(arrays["y_val"], "training.validation.y")
+    if spec.get("initial_weights"):
+        sizes = [shape["columns"]] + [layer["units"] for layer in layers]
+        check_initial_weights(spec["initial_weights"], sizes)
 
 
 class ErrorInfoSchema(Schema):
@@ -203,6 +296,7 @@ class JobSchema(Schema):
     attempts = fields.Integer()
     error = fields.Nested(ErrorInfoSchema, allow_none=True)
     model_id = fields.String(allow_none=True)
+    dataset_id = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
     max_runtime_seconds = fields.Float(allow_none=True)
 
@@ -264,6 +358,11 @@ class ModelSchema(Schema):
     epochs_run = fields.Integer()
     stopped_early = fields.Boolean()
     best_epoch = fields.Integer(allow_none=True)
+    classes = fields.List(
+        fields.Integer(),
+        allow_none=True,
+        metadata={"description": 'targets "classes": the label of each output unit, in order.'},
+    )
 
 
 class LayerWeightsSchema(Schema):
@@ -278,6 +377,45 @@ class PredictRequestSchema(Schema):
 class PredictResponseSchema(Schema):
     outputs = fields.List(fields.List(fields.Float()))
     labels = fields.Raw(metadata={"description": "Classifiers only: argmax or 0.5 threshold."})
+
+
+class DatasetUploadSchema(Schema):
+    """A dataset as JSON: inputs X and targets y, row for row."""
+
+    X = Matrix(required=True, max_rows=MAX_ROWS)
+    y = Matrix(required=True, allow_vector=True, max_rows=MAX_ROWS)
+
+    @validates_schema
+    def same_rows(self, data, **kwargs):
+        if len(data["X"]) != len(data["y"]):
+            raise ValidationError(f"Has {len(data['y'])} rows; X has {len(data['X'])}.", "y")
+
+
+class DatasetQuerySchema(Schema):
+    target = fields.List(
+        fields.String(validate=validate.Length(1, 1000)),
+        metadata={
+            "description": "CSV: the target column names; .npy: their 0-based indices. "
+            "Repeat the parameter or separate names with commas. Not for JSON or .npz."
+        },
+    )
+    dtype = fields.String(
+        load_default="float64",
+        validate=validate.OneOf(DTYPES),
+        metadata={"description": "How the arrays are stored."},
+    )
+
+
+class DatasetSchema(Schema):
+    id = fields.String()
+    rows = fields.Integer()
+    columns = fields.Integer(metadata={"description": "Input columns (the width of X)."})
+    outputs = fields.Integer(metadata={"description": "Target columns (the width of y)."})
+    dtype = fields.String()
+    sha256 = fields.String(
+        metadata={"description": "SHA-256 of the content: dtype, shapes, X and y bytes."}
+    )
+    created_at = fields.String()
 
 
 class StatusSchema(Schema):

@@ -192,7 +192,7 @@ OTHER_ERRORS = [
     ("GET", "/v1/models/some-id/predict", {}, 405),
     ("GET", "/v1/nothing", {}, 404),
     ("GET", "/", {}, 404),
-    ("POST", "/v2/jobs", {"json": GOOD_JOB}, 404),
+    ("POST", "/v3/jobs", {"json": GOOD_JOB}, 404),
     ("GET", "/v1/jobs/no-such-job", {}, 404),
     ("GET", "/v1/models/no-such-model/weights", {}, 404),
 ]

@@ -18,6 +18,7 @@ PATHS = [
     "/v1/models/{model_id}",
     "/v1/models/{model_id}/weights",
     "/v1/models/{model_id}/predict",
+    "/v1/models/{model_id}/onnx",
     "/healthz",
     "/readyz",
 ]

@@ -51,6 +51,15 @@ def train_job(job_id: str) -> dict:
 def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
     spec = store.load_spec(conn, job_id)
     arrays = store.load_arrays(conn, job_id)
+    dataset_id = record.get("dataset_id")
+    if dataset_id is not None:
+        data = store.load_dataset_arrays(conn, dataset_id)
+        if data is None:
+            message = f"dataset {dataset_id} was deleted before the job could train on it"
+            return _end(
+                conn, job_id, settings, JobStatus.FAILED, error=("dataset_missing", message)
+            )
+        arrays.update(data)
     validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
     try:
         trainer = Trainer(spec, arrays["X"], arrays["y"], validation)
@@ -138,6 +147,7 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         "epochs_run": info["epochs_run"],
         "stopped_early": info["stopped_early"],
         "best_epoch": info["best_epoch"],
+        "classes": model.classes,
     }
     store.save_model(conn, job_id, model.to_bytes(), meta)
     _end(conn, job_id, settings, JobStatus.FINISHED, model_id=job_id)

@@ -1,0 +1,397 @@
+"""Reading uploaded datasets: CSV streamed into growing arrays, and NPY and NPZ files.
+
+Plain functions over binary file objects (a request's stream, an open file), so that they can
+be tested, and their memory measured, without a request. Each returns ``(X, y)``: 2-D arrays
+of the chosen dtype, C-contiguous, finite.
+"""
+
+import codecs
+import csv
+import io
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+
+DTYPES = ("float64", "float32")
+# CSV rows are parsed this many at a time into a float64 block, then copied into X and y.
+BLOCK_ROWS = 4096
+# Longer lines are refused rather than read into memory whole.
+MAX_LINE_BYTES = 1 << 20
+# A buffer that is full grows by half: the old rows stay where they are when realloc can
+# extend the block in place, and never more than a third of the final size is spare.
+GROWTH = 1.5
+
+
+class DatasetError(ValueError):
+    """An upload that cannot be read as a dataset.
+
+    Attributes:
+        field: what is wrong: ``body``, ``target`` or ``dtype``.
+        message: in words the uploader can act on.
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DatasetTooLarge(DatasetError):
+    """The parsed arrays would pass the size limit."""
+
+    def __init__(self, limit: int):
+        super().__init__("body", f"The dataset is larger than {limit:,} bytes as arrays.")
+
+
+def split_targets(values: list[str], names: list[str] | None = None) -> list[str]:
+    """``target`` query values, each a name or a comma-separated list of names.
+
+    A value that is itself one of ``names`` is kept whole, so a column whose name holds a
+    comma can still be named.
+    """
+    out = []
+    for value in values:
+        if names is not None and value in names:
+            out.append(value)
+        else:
+            out.extend(part.strip() for part in value.split(",") if part.strip())
+    return out
+
+
+class _Rows:
+    """A (rows, width) array that grows as blocks of rows are appended."""
+
+    def __init__(self, width: int, dtype: np.dtype, max_bytes: int | None):
+        self.data = np.empty((BLOCK_ROWS, width), dtype)
+        self.n = 0
+        self.max_bytes = max_bytes
+
+    def append(self, block: np.ndarray) -> np.ndarray:
+        """Copy ``block`` (k, width) in, cast to this dtype; returns the rows as stored."""
+        end = self.n + len(block)
+        capacity, width = self.data.shape
+        if end > capacity:
+            if self.max_bytes is not None and end * width * self.data.itemsize > self.max_bytes:
+                raise DatasetTooLarge(self.max_bytes)
+            # In place, so the full buffer and its larger successor never both exist.
+            self.data.resize((max(end, int(capacity * GROWTH)), width), refcheck=False)
+        stored = self.data[self.n : end]
+        with np.errstate(over="ignore"):  # float32 overflow is reported by the caller
+            stored[...] = block
+        self.n = end
+        return stored
+
+    def finish(self) -> np.ndarray:
+        self.data.resize((self.n, self.data.shape[1]), refcheck=False)
+        return self.data
+
+
+class _Lines:
+    """The lines of a UTF-8 byte stream as text, for ``csv.reader``.
+
+    Decoding line by line keeps the line number of a bad byte exact. Keeps the lines of the
+    record being read, and the header's names once known, for error messages.
+    """
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.number = 0
+        self.record: list[str] = []
+        self.names: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = self.binary.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise DatasetError("body", f"line {self.number}: longer than {MAX_LINE_BYTES} bytes")
+        if self.number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatasetError("body", f"line {self.number}: not UTF-8 text") from None
+        self.record.append(line)
+        return line
+
+
+def _bad_field(record: str) -> int:
+    """The 0-based index of the field where a CSV record stops making sense."""
+    field, i = 0, 0
+    while True:
+        if record.startswith('"', i):
+            end = i + 1
+            while True:
+                end = record.find('"', end)
+                if end < 0:
+                    return field  # the quote is never closed
+                if not record.startswith('"', end + 1):
+                    break
+                end += 2  # a doubled quote inside the field
+            i = end + 1
+            if i < len(record) and record[i] not in ",\r\n":
+                return field  # text after the closing quote
+        comma = record.find(",", i)
+        if comma < 0:
+            return field
+        field, i = field + 1, comma + 1
+
+
+def _column(names: list[str], index: int) -> str:
+    return f"column {names[index]!r}" if index < len(names) else f"column {index + 1}"
+
+
+def _cell_error(line: int, names, row: list[str], block_row=None, dtype=None) -> DatasetError:
+    """The first cell of ``row`` that is not a finite number (in ``dtype``)."""
+    for i, cell in enumerate(row):
+        where = f"line {line}, {_column(names, i)}"
+        try:
+            value = float(cell)
+        except ValueError:
+            what = "empty" if not cell.strip() else f"{cell!r} is not a number"
+            return DatasetError("body", f"{where}: {what}")
+        if not np.isfinite(value):
+            return DatasetError("body", f"{where}: {cell!r} is not a finite number")
+        if dtype is not None and block_row is not None and not np.isfinite(block_row[i]):
+            return DatasetError("body", f"{where}: {cell!r} is out of range for {dtype}")
+    return DatasetError("body", f"line {line}: a value is not a finite number")
+
+
+def _header(reader, lines: _Lines, targets: list[str]) -> tuple[list[str], list[int], list[int]]:
+    """Column names, target column indices and feature column indices."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DatasetError("body", "The CSV is empty: it needs a header row.") from None
+    names = [name.strip() for name in header]
+    lines.record.clear()
+    lines.names = names
+    for i, name in enumerate(names):
+        if not name:
+            raise DatasetError("body", f"line 1, column {i + 1}: the header names no column")
+        if name in names[:i]:
+            raise DatasetError("body", f"line 1, column {name!r}: the name appears twice")
+    targets = split_targets(targets, names)
+    if not targets:
+        raise DatasetError("target", "Name the target column(s): ?target=y or ?target=y1,y2.")
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise DatasetError("target", f"No column {unknown[0]!r}; the header has {names}.")
+    y_cols = [names.index(t) for t in dict.fromkeys(targets)]
+    x_cols = [i for i in range(len(names)) if i not in y_cols]
+    if not x_cols:
+        raise DatasetError("target", "Every column is a target; at least one must be an input.")
+    return names, y_cols, x_cols
+
+
+def read_csv(stream, targets: list[str], dtype: str = "float64", max_bytes: int | None = None):
+    """Parse a CSV with a header row into ``(X, y)``, streaming.
+
+    The text is read line by line and parsed ``BLOCK_ROWS`` rows at a time, so beside the
+    growing arrays only one block of text and numbers is held.
+
+    Args:
+        stream: a binary file object of UTF-8 text (a leading byte-order mark is skipped);
+            it is read, not closed.
+        targets: names of the target columns (see ``split_targets``); the rest are inputs.
+        dtype: ``float64`` or ``float32``.
+        max_bytes: the most bytes X and y may take together.
+
+    Raises:
+        DatasetError: naming the line and column of the first problem.
+        DatasetTooLarge: past ``max_bytes``.
+    """
+    dtype = np.dtype(dtype)
+    lines = _Lines(stream if isinstance(stream, io.BufferedIOBase) else io.BufferedReader(stream))
+    reader = csv.reader(lines, strict=True)
+    try:
+        return _read_rows(reader, lines, targets, dtype, max_bytes)
+    except csv.Error as exc:
+        column = _column(lines.names, _bad_field("".join(lines.record)))
+        raise DatasetError(
+            "body", f"line {lines.number}, {column}: malformed CSV ({exc})"
+        ) from None
+
+
+def _read_rows(reader, lines: _Lines, targets, dtype: np.dtype, max_bytes):
+    names, y_cols, x_cols = _header(reader, lines, targets)
+    width = len(names)
+    # Each of X and y gets the whole limit; their sum is checked at the end.
+    X, y = _Rows(len(x_cols), dtype, max_bytes), _Rows(len(y_cols), dtype, max_bytes)
+    block = np.empty((BLOCK_ROWS, width))
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+
+    def flush():
+        k = len(rows)
+        if not k:
+            return
+        numbers = block[:k]
+        if not np.isfinite(numbers).all():
+            r = int(np.argwhere(~np.isfinite(numbers))[0][0])
+            raise _cell_error(line_numbers[r], names, rows[r])
+        for buffer, cols in ((X, x_cols), (y, y_cols)):
+            stored = buffer.append(numbers[:, cols])
+            if dtype != np.float64 and not np.isfinite(stored).all():
+                r = int(np.argwhere(~np.isfinite(stored))[0][0])
+                raise _cell_error(line_numbers[r], names, rows[r], _cast(numbers[r], dtype), dtype)
+        rows.clear()
+        line_numbers.clear()
+
+    for row in reader:
+        lines.record.clear()
+        if not row:
+            continue  # a blank line
+        line = reader.line_num
+        if len(row) != width:
+            if len(row) < width:
+                message = f"missing: the row has {len(row)} values, the header {width}"
+                raise DatasetError("body", f"line {line}, {_column(names, len(row))}: {message}")
+            message = f"the row has {len(row)} values, the header {width}"
+            raise DatasetError("body", f"line {line}, column {width + 1}: extra value: {message}")
+        try:
+            block[len(rows)] = row
+        except ValueError:
+            raise _cell_error(line, names, row) from None
+        rows.append(row)
+        line_numbers.append(line)
+        if len(rows) == BLOCK_ROWS:
+            flush()
+    flush()
+    if X.n == 0:
+        raise DatasetError("body", "The CSV has a header but no rows.")
+    X_out, y_out = X.finish(), y.finish()
+    if max_bytes is not None and X_out.nbytes + y_out.nbytes > max_bytes:
+        raise DatasetTooLarge(max_bytes)
+    return X_out, y_out
+
+
+def _cast(values, dtype: np.dtype) -> np.ndarray:
+    """``values`` as a C-contiguous array of ``dtype``; what overflows becomes infinite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(values, dtype=dtype)
+
+
+# -- NumPy files -------------------------------------------------------------------------
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+
+
+def read_numpy(stream, targets: list[str], dtype: str = "float64", max_bytes: int | None = None):
+    """Read ``(X, y)`` from an .npz holding arrays ``X`` and ``y`` (y may be 1-D), or from an
+    .npy 2-D array whose target columns are given as 0-based indices in ``targets``.
+
+    The body is spooled to a temporary file first: an .npz is a zip file, which is read from
+    its end. Nothing is unpickled.
+
+    Raises:
+        DatasetError: not such a file, wrong arrays or shapes, non-numeric or non-finite data.
+        DatasetTooLarge: X and y would take more than ``max_bytes``.
+    """
+    dtype = np.dtype(dtype)
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        spool.seek(0)
+        magic = spool.read(len(NPY_MAGIC))
+        spool.seek(0)
+        try:
+            if magic == NPY_MAGIC:
+                return _from_npy(spool, targets, dtype, max_bytes)
+            if magic.startswith(ZIP_MAGIC):
+                return _from_npz(spool, targets, dtype, max_bytes)
+        except DatasetError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise DatasetError("body", f"Not a readable .npy or .npz file: {exc}") from None
+    raise DatasetError("body", "Send NumPy's .npy or .npz format as application/octet-stream.")
+
+
+def _check_size(shapes, dtype: np.dtype, max_bytes: int | None) -> None:
+    total = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes) * dtype.itemsize
+    if max_bytes is not None and total > max_bytes:
+        raise DatasetTooLarge(max_bytes)
+
+
+def _check_kind(array_dtype: np.dtype, name: str) -> None:
+    if array_dtype.kind not in NUMERIC_KINDS or array_dtype.hasobject:
+        raise DatasetError("body", f"{name} must hold numbers, not {array_dtype}.")
+
+
+def _finite(array: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+    if not np.isfinite(array).all():
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise DatasetError("body", f"{name}[{row}, {col}] is not a finite {dtype} number.")
+    return array
+
+
+def _read_header(fp) -> tuple[tuple, bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from an .npy header, before any data is allocated."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, array_dtype = np.lib.format.read_array_header_1_0(fp)
+    else:
+        shape, fortran, array_dtype = np.lib.format.read_array_header_2_0(fp)
+    return shape, fortran, array_dtype
+
+
+def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes):
+    shape, fortran, array_dtype = _read_header(spool)
+    _check_kind(array_dtype, "The array")
+    if len(shape) != 2 or shape[0] == 0 or shape[1] < 2:
+        raise DatasetError(
+            "body", f"The .npy array must be 2-D with rows and at least two columns, not {shape}."
+        )
+    n_cols = shape[1]
+    parts = split_targets(targets)
+    if not parts:
+        raise DatasetError("target", "Give the target column indices: ?target=3 or ?target=3,4.")
+    if not all(p.isdigit() and int(p) < n_cols for p in parts):
+        raise DatasetError("target", f"Target columns are indices from 0 to {n_cols - 1}.")
+    y_cols = list(dict.fromkeys(int(p) for p in parts))
+    x_cols = [i for i in range(n_cols) if i not in y_cols]
+    if not x_cols:
+        raise DatasetError("target", "Every column is a target; at least one must be an input.")
+    _check_size([shape], dtype, max_bytes)
+    # Mapped, not read: only the columns taken below are copied into memory.
+    order = "F" if fortran else "C"
+    array = np.memmap(spool, array_dtype, "r", spool.tell(), shape, order)
+    X = _finite(_cast(array[:, x_cols], dtype), "X", dtype)
+    y = _finite(_cast(array[:, y_cols], dtype), "y", dtype)
+    return X, y
+
+
+def _npz_member_shape(npz, name: str) -> tuple:
+    """The shape in an .npz member's header, read before any data is allocated."""
+    with npz.zip.open(f"{name}.npy") as member:
+        shape, _, array_dtype = _read_header(member)
+    _check_kind(array_dtype, name)
+    return shape
+
+
+def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes):
+    if targets:
+        raise DatasetError("target", "An .npz names its arrays X and y itself; leave target out.")
+    with np.load(spool, allow_pickle=False) as npz:
+        if sorted(npz.files) != ["X", "y"]:
+            raise DatasetError(
+                "body", f"The .npz must hold exactly the arrays X and y; it holds {npz.files}."
+            )
+        _check_size([_npz_member_shape(npz, name) for name in ("X", "y")], dtype, max_bytes)
+        X, y = npz["X"], npz["y"]
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if X.ndim != 2 or y.ndim != 2 or 0 in X.shape or 0 in y.shape:
+        raise DatasetError(
+            "body", f"X and y must be non-empty 2-D arrays; they are {X.shape} and {y.shape}."
+        )
+    if X.shape[0] != y.shape[0]:
+        raise DatasetError("body", f"y has {y.shape[0]} rows, X has {X.shape[0]}.")
+    return _finite(_cast(X, dtype), "X", dtype), _finite(_cast(y, dtype), "y", dtype)

@@ -1,0 +1,134 @@
+"""``/v1/datasets``: training data uploaded once, as JSON, CSV or NumPy files, for many jobs."""
+
+import numpy as np
+from flask import current_app, request, url_for
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import ValidationError
+
+import store
+from backprop import SpecError
+from backprop.preprocessing import class_labels
+
+from . import errors
+from .auth import current_tenant
+from .dataset_formats import DatasetError, DatasetTooLarge, read_csv, read_numpy
+from .errors import Blueprint
+from .extensions import limiter, redis_conn
+from .schemas import MAX_UNITS, DatasetQuerySchema, DatasetSchema, DatasetUploadSchema
+
+blp = Blueprint("datasets", __name__, url_prefix="/v1/datasets", description="Training data")
+
+JSON, CSV, BINARY = "application/json", "text/csv", "application/octet-stream"
+UPLOAD_DOC = {
+    "required": True,
+    "content": {
+        JSON: {"schema": DatasetUploadSchema},
+        CSV: {"schema": {"type": "string", "description": "A header row, then a row per sample."}},
+        BINARY: {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+FIELDS = ("id", "rows", "columns", "outputs", "dtype", "sha256", "created_at")
+
+
+def dataset_view(record: dict) -> dict:
+    """A stored dataset record as the API shows it (not its owner or class labels)."""
+    return {key: record[key] for key in FIELDS}
+
+
+def get_or_404(dataset_id: str) -> dict:
+    """The dataset's record; 404 when there is none or another tenant owns it."""
+    record = store.get_dataset(redis_conn(), dataset_id)
+    if record is None or not current_tenant().owns(record):
+        abort(404, message=f"No dataset {dataset_id}.")
+    return record
+
+
+def read_json(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    body = request.get_json(silent=True)
+    if body is None:
+        abort(400, errors={"body": ["Not valid JSON."]})
+    try:
+        data = DatasetUploadSchema().load(body)
+    except ValidationError as exc:
+        abort(422, errors=exc.messages)
+    with np.errstate(over="ignore"):
+        X, y = data["X"].astype(dtype), data["y"].astype(dtype)
+    for name, array in (("X", X), ("y", y)):
+        if not np.isfinite(array).all():
+            abort(422, errors={name: [f"A value is out of range for {dtype}."]})
+    return X, y
+
+
+def labels_of(y: np.ndarray) -> list | None:
+    """y's class labels when it could train ``targets: "classes"``, so jobs can be checked
+    against it without loading it; None otherwise."""
+    if y.shape[1] != 1:
+        return None
+    try:
+        classes = class_labels(y)
+    except SpecError:
+        return None
+    return classes.tolist() if len(classes) <= MAX_UNITS else None
+
+
+@blp.route("")
+class Datasets(MethodView):
+    @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"])
+    @blp.arguments(DatasetQuerySchema, location="query")
+    @blp.doc(requestBody=UPLOAD_DOC)
+    @blp.response(201, DatasetSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(200, schema=DatasetSchema, description="The same upload: the same dataset.")
+    @blp.alt_response(413, description="Larger than MAX_DATASET_BYTES.")
+    @blp.alt_response(415, description="Not JSON, CSV or a NumPy file.")
+    def post(self, query):
+        """Upload a dataset: JSON {X, y}, CSV with a header row, or an .npy/.npz file.
+
+        CSV (``text/csv``): ``target`` names the target columns; every other column is an
+        input. NumPy (``application/octet-stream``): an .npz with arrays X and y, or an .npy
+        2-D array with ``target`` giving target column indices. Uploading the same content
+        again returns the same dataset with 200.
+        """
+        dtype, targets = query["dtype"], query.get("target", [])
+        limit = current_app.config["MAX_DATASET_BYTES"]
+        try:
+            if request.mimetype == JSON:
+                if targets:
+                    abort(422, errors={"target": ["JSON names X and y itself; leave it out."]})
+                X, y = read_json(dtype)
+            elif request.mimetype == CSV:
+                request.max_content_length = limit
+                X, y = read_csv(request.stream, targets, dtype, limit)
+            elif request.mimetype == BINARY:
+                request.max_content_length = limit
+                X, y = read_numpy(request.stream, targets, dtype, limit)
+            else:
+                abort(415, message=f"Send the dataset as {JSON}, {CSV} or {BINARY}.")
+        except DatasetTooLarge as exc:
+            abort(413, message=exc.message)
+        except DatasetError as exc:
+            abort(422, errors={exc.field: [exc.message]})
+        record, created = store.create_dataset(
+            redis_conn(), current_tenant().name, X, y, labels_of(y)
+        )
+        location = {"Location": url_for("datasets.Dataset", dataset_id=record["id"])}
+        return dataset_view(record), 201 if created else 200, location
+
+
+@blp.route("/<string:dataset_id>")
+class Dataset(MethodView):
+    @blp.response(200, DatasetSchema)
+    def get(self, dataset_id):
+        """Rows, columns, outputs, dtype and SHA-256 of one dataset."""
+        return dataset_view(get_or_404(dataset_id))
+
+    @blp.response(204)
+    def delete(self, dataset_id):
+        """Delete a dataset; queued jobs that still need it fail with dataset_missing."""
+        get_or_404(dataset_id)
+        store.delete_dataset(redis_conn(), dataset_id)
+
+
+errors.RAW_BODY_ENDPOINTS.add(f"{blp.name}.{Datasets.__name__}")
