@@ -130,16 +130,22 @@ class Trainer:
         forward, backward, step = net.forward, net.backward, opt.step
         base_lr = tr["optimizer"]["learning_rate"]
         schedule = tr["optimizer"]["schedule"]
+        scheduled = schedule["name"] != "constant"
+        opt.lr = base_lr
+        early_stopping = tr["early_stopping"] is not None
+        epochs = self.epochs
+        X, Y = self.X, self.Y
         starts = range(0, n, batch)
         xbufs, ybufs = {}, {}
-        while self.epoch < self.epochs and not self.stopped_early:
-            opt.lr = schedule_lr(base_lr, schedule, self.epoch)
+        while self.epoch < epochs and not self.stopped_early:
+            if scheduled:
+                opt.lr = schedule_lr(base_lr, schedule, self.epoch)
             metrics.reset()
             total = 0.0
             if full_batch:
-                P, Z, dP = forward(self.X)
-                total = loss.forward_backward(P, self.Y, Z, dP)
-                metrics.update(P, self.Y)
+                P, Z, dP = forward(X)
+                total = loss.forward_backward(P, Y, Z, dP)
+                metrics.update(P, Y)
                 backward(fused)
                 step(params, grads)
             else:
@@ -168,7 +174,8 @@ class Trainer:
             if self.X_val is not None:
                 logs.update(self.evaluate(self.X_val, self.Y_val, prefix="val_"))
             self._record(logs)
-            self._early_stopping(logs)
+            if early_stopping:
+                self._early_stopping(logs)
             if callback is not None and callback(self.epoch, logs):
                 # Paused, not finished: keep the live weights so a checkpoint resumes the run.
                 return self.history
