@@ -3,7 +3,8 @@ server.
 
 Starts an embedded Redis, a worker and gunicorn (the API's own config, ``WEB_CONCURRENCY``
 processes), trains a small model, then drives ``POST /v1/models/{id}/predict`` and
-``GET /bench/bare`` with wrk (Debian's package) for the same duration and connections.
+``POST /bench/bare`` (the same requests, answered with a constant JSON) with wrk (Debian's
+package) for the same duration and connections.
 The last line is ``bench-serve: p50_ms=<x> p99_ms=<x> rps=<x> bare_rps=<x> ratio=<x>``.
 """
 
@@ -118,7 +119,8 @@ def main() -> None:
         wrk(predict, LOAD_CONNECTIONS, script)  # warm-up: model caches, connections
         latency = wrk(predict, LATENCY_CONNECTIONS, script)
         served = wrk(predict, LOAD_CONNECTIONS, script)
-        bare = wrk(f"{base}/bench/bare", LOAD_CONNECTIONS)
+        # The same load: the same POST with the same body, answered with a constant.
+        bare = wrk(f"{base}/bench/bare", LOAD_CONNECTIONS, script)
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         print(f"gunicorn workers={workers}, wrk {DURATION} per run")
         print(f"predict, {LATENCY_CONNECTIONS} connection:  {latency}")

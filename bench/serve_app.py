@@ -7,7 +7,7 @@ from service import create_app
 app = create_app()
 
 
-@app.get("/bench/bare")
+@app.route("/bench/bare", methods=["GET", "POST"])
 def bare():
-    """A constant JSON answer: the floor that every request to this server pays."""
+    """A constant JSON answer, whatever the body: the floor every request to this server pays."""
     return jsonify({"outputs": [[0.5]]})
