@@ -409,8 +409,13 @@ def model_exists(conn: redis.Redis, model_id: str) -> bool:
 
 
 def delete_model(conn: redis.Redis, model_id: str) -> bool:
-    """Remove a model; True when there was one."""
-    return bool(conn.delete(model_key(model_id), model_meta_key(model_id)))
+    """Remove a model, and its id from the job that made it; True when there was one."""
+    pipe = conn.pipeline(transaction=True)
+    pipe.delete(model_key(model_id), model_meta_key(model_id))
+    # A model's id is its job's id.
+    pipe.hset(job_key(model_id), mapping={"model_id": "null", "model_deleted": "true"})
+    deleted = pipe.execute()[0]
+    return bool(deleted)
 
 
 # -- queue bookkeeping -------------------------------------------------------------------

@@ -49,6 +49,8 @@ def meta_or_error(model_id: str) -> dict:
     record = store.get_job(conn, model_id) if meta is None else None
     if record is None or not tenant.owns(record):
         abort(404, message=f"No model {model_id}.")
+    if record.get("model_deleted"):
+        abort(404, message=f"Model {model_id} was deleted.")
     if record["status"] in FINAL_STATUSES:
         abort(404, message=f"No model {model_id}: job {model_id} {record['status']} without one.")
     abort(

@@ -314,10 +314,15 @@ class EstimateSchema(Schema):
     weight_bytes = fields.Integer()
 
 
+class LimitsSchema(Schema):
+    max_parameters = fields.Integer()
+    max_training_flops = fields.Float()
+
+
 class DryRunSchema(Schema):
     valid = fields.Boolean()
     estimate = fields.Nested(EstimateSchema)
-    limits = fields.Dict(keys=fields.String(), values=fields.Float())
+    limits = fields.Nested(LimitsSchema)
 
 
 class JobListQuerySchema(Schema):

@@ -254,8 +254,10 @@ def test_delete_model(live_server, start_worker):
     wait_for(live_server, job_id, final, "an end")
     assert requests.get(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 200
     assert requests.delete(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 204
-    assert requests.get(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 404
+    gone = requests.get(f"{live_server}/v1/models/{job_id}", timeout=10)
+    assert gone.status_code == 404 and "deleted" in gone.json()["message"]
     assert requests.delete(f"{live_server}/v1/models/{job_id}", timeout=10).status_code == 404
+    assert status(live_server, job_id)["model_id"] is None
 
 
 @pytest.fixture
