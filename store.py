@@ -21,6 +21,10 @@ PREFIX = "bp"
 JOBS_INDEX = f"{PREFIX}:jobs"
 ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # started jobs, which the reaper watches
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# A key whose first request has not stored its job yet; a crashed request frees it this soon.
+IDEMPOTENCY_PENDING_SECONDS = 60
+CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
+ARRAY_NAMES = ("X", "y", "X_val", "y_val")
 
 
 class JobStatus(enum.StrEnum):
@@ -231,9 +235,10 @@ def load_spec(conn: redis.Redis, job_id: str) -> dict:
 
 def load_arrays(conn: redis.Redis, job_id: str) -> dict:
     """``{"X": ..., "y": ..., ...}`` as stored by ``create_job``."""
-    names = ("X", "y", "X_val", "y_val")
-    blobs = conn.mget([array_key(job_id, n) for n in names])
-    return {n: array_from_bytes(b) for n, b in zip(names, blobs, strict=True) if b is not None}
+    blobs = conn.mget([array_key(job_id, n) for n in ARRAY_NAMES])
+    return {
+        n: array_from_bytes(b) for n, b in zip(ARRAY_NAMES, blobs, strict=True) if b is not None
+    }
 
 
 # -- datasets ----------------------------------------------------------------------------
@@ -487,7 +492,7 @@ def deactivate(conn, job_id: str) -> None:
 def request_cancel(conn: redis.Redis, job_id: str) -> None:
     """Ask the worker running the job to stop it at its next epoch boundary."""
     pipe = conn.pipeline(transaction=True)
-    pipe.set(cancel_key(job_id), time.time(), nx=True)
+    pipe.set(cancel_key(job_id), time.time(), nx=True, ex=CANCEL_FLAG_TTL_SECONDS)
     update_job(pipe, job_id, cancel_requested=True)
     pipe.execute()
 
@@ -501,7 +506,8 @@ def cancel_requested_at(conn: redis.Redis, job_id: str) -> float | None:
 
 
 def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str, job_id: str):
-    """Bind ``key`` to a request body and job for 24 h.
+    """Bind ``key`` to a request body and job: for a minute until ``confirm_idempotent``, then
+    for 24 h.
 
     Returns:
         None when the key is new (the caller creates ``job_id``), else the stored
@@ -509,26 +515,78 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
     """
     name = idempotency_key(scope, key)
     value = json.dumps({"hash": body_hash, "job_id": job_id})
-    if conn.set(name, value, nx=True, ex=IDEMPOTENCY_TTL_SECONDS):
+    if conn.set(name, value, nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
         return None
     raw = conn.get(name)
     return None if raw is None else json.loads(raw)
+
+
+def confirm_idempotent(conn: redis.Redis, scope: str, key: str) -> None:
+    """The job of ``key`` is stored: keep the key for 24 h."""
+    conn.expire(idempotency_key(scope, key), IDEMPOTENCY_TTL_SECONDS)
+
+
+# -- attempts ----------------------------------------------------------------------------
+
+_START_ATTEMPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= ARGV[1] and status ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+local started = redis.call('HGET', KEYS[1], 'started_at')
+if not started or started == 'null' then redis.call('HSET', KEYS[1], 'started_at', ARGV[3]) end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+
+def start_attempt(conn: redis.Redis, job_id: str) -> int:
+    """Mark a queued (or orphaned started) job started, atomically.
+
+    Returns:
+        The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
+    """
+    return int(
+        conn.eval(
+            _START_ATTEMPT,
+            1,
+            job_key(job_id),
+            json.dumps(JobStatus.QUEUED),
+            json.dumps(JobStatus.STARTED),
+            json.dumps(now_iso()),
+        )
+    )
+
+
+def count_crash(conn: redis.Redis, job_id: str) -> int:
+    """One more attempt of this job died without finishing; returns how many have."""
+    return int(conn.hincrby(job_key(job_id), "crashes", 1))
 
 
 # -- the end of a job ----------------------------------------------------------------------
 
 
 def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
-    """Record a final status and tidy up: the checkpoint goes, the training data expires."""
-    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    """Record a final status and tidy up (see ``tidy_ended_job``)."""
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, **fields)
-    pipe.srem(tenant_active_key(tenant), job_id)
-    pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
-    for name in ("X", "y", "X_val", "y_val"):
-        pipe.expire(array_key(job_id, name), data_ttl_seconds)
-    pipe.srem(ACTIVE_JOBS, job_id)
+    _tidy(conn, pipe, job_id, data_ttl_seconds)
     pipe.execute()
+
+
+def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
+    """After a job ends: its checkpoint and cancel flag go, its training data expires, and it
+    no longer counts as active or against its tenant's quota."""
+    pipe = conn.pipeline(transaction=True)
+    _tidy(conn, pipe, job_id, data_ttl_seconds)
+    pipe.execute()
+
+
+def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int) -> None:
+    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    pipe.srem(tenant_active_key(tenant), job_id)
+    pipe.srem(ACTIVE_JOBS, job_id)
+    pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
+    for name in ARRAY_NAMES:
+        pipe.expire(array_key(job_id, name), data_ttl_seconds)
 
 
 _CANCEL_QUEUED = """

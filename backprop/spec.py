@@ -27,6 +27,7 @@ EPSILON_DEFAULTS = {"adam": 1e-8, "rmsprop": 1e-7, "adagrad": 1e-7}
 # The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
 DRAWN_BIAS_SCHEMES = ("uniform", "normal")
 FUSED_OUTPUTS = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
+ROW_SUM_TOLERANCE = 1e-6  # categorical_crossentropy targets: how far from 1 a row may sum
 
 
 def _require(cond: bool, path: str, message: str) -> None:
@@ -253,12 +254,13 @@ def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
 
 
 def check_data(
-    X, y, n_outputs: int, path: str = "data", labels: bool = False
+    X, y, n_outputs: int, path: str = "data", labels: bool = False, loss: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X and y as 2-D float64 arrays, after checking shapes and finiteness.
+    """X and y as 2-D float64 arrays, after checking shapes, finiteness and, given the
+    ``loss``, that y holds what that loss can take (see ``check_targets``).
 
     A 1-D ``y`` becomes one column. With ``labels`` (``targets: "classes"``), y must be one
-    column of class labels whatever ``n_outputs`` is.
+    column of class labels whatever ``n_outputs`` is; they are one-hot encoded later.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -281,4 +283,30 @@ def check_data(
         )
     _require(bool(np.isfinite(X).all()), f"{path}.X", "must be finite")
     _require(bool(np.isfinite(y).all()), f"{path}.y", "must be finite")
+    if not labels:
+        check_targets(y, loss, f"{path}.y")
     return X, y
+
+
+def check_targets(y: np.ndarray, loss: str | None, path: str) -> None:
+    """Cross-entropy is a loss between probabilities: binary_crossentropy needs y in [0, 1],
+    categorical_crossentropy rows of y that are distributions (>= 0, summing to 1).
+
+    Args:
+        y: finite ndarray of shape (n_samples, n_outputs).
+    """
+    if loss == "binary_crossentropy":
+        _require(
+            bool(y.min() >= 0 and y.max() <= 1),
+            path,
+            "must be within [0, 1] for binary_crossentropy",
+        )
+    elif loss == "categorical_crossentropy":
+        bad = (y < 0).any(axis=1) | (np.abs(y.sum(axis=1) - 1) > ROW_SUM_TOLERANCE)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise SpecError(
+                path,
+                f"each row must be a probability distribution (one-hot): values >= 0 that sum "
+                f"to 1; row {row} does not",
+            )

@@ -1,5 +1,6 @@
 """The training loop: batches, validation, early stopping, callbacks and checkpoints."""
 
+import functools
 import hashlib
 import json
 import math
@@ -19,7 +20,7 @@ from .preprocessing import Preprocessor, check_classes, class_labels
 from .serialization import pack, unpack
 from .spec import check_data, check_initial_weights, normalize
 
-CHECKPOINT_FORMAT = "backprop.checkpoint/1"
+CHECKPOINT_FORMAT = "backprop.checkpoint/2"
 
 # callback(epoch, logs) -> truthy to stop. ``epoch`` counts completed epochs from 1.
 EpochCallback = Callable[[int, dict], object]
@@ -43,7 +44,7 @@ class Trainer:
         net, tr = self.spec["network"], self.spec["training"]
         n_outputs = net["layers"][-1]["units"]
         labels = self.spec["targets"] == "classes"
-        X, y = check_data(X, y, n_outputs, labels=labels)
+        X, y = check_data(X, y, n_outputs, labels=labels, loss=tr["loss"])
         classes = None
         if labels:
             # From every row, before the hold-out: the label set is not a fitted statistic.
@@ -52,7 +53,9 @@ class Trainer:
         self.dtype = np.dtype(net["dtype"])
         seed = net["seed"]
         if validation_data is not None:
-            Xv, yv = check_data(*validation_data, n_outputs, "training.validation", labels)
+            Xv, yv = check_data(
+                *validation_data, n_outputs, "training.validation", labels, tr["loss"]
+            )
             if Xv.shape[1] != X.shape[1]:
                 raise SpecError("training.validation.X", "must have as many columns as data.X")
             self.spec["training"]["validation"] = {"data": True}
@@ -240,7 +243,9 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------
 
+    @functools.cached_property
     def _fingerprint(self) -> str:
+        """What a checkpoint must have been taken of: this spec and this fitted preprocessing."""
         digest = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode())
         # Fitted preprocessing follows from spec and data; a checkpoint of other data is stale.
         digest.update(self.preprocessor.digest())
@@ -251,11 +256,12 @@ class Trainer:
         scalars, slots = self.optimizer.state()
         meta = {
             "format": CHECKPOINT_FORMAT,
-            "fingerprint": self._fingerprint(),
+            "fingerprint": self._fingerprint,
             "epoch": self.epoch,
             "optimizer": scalars,
             "rng": self.shuffle_rng.bit_generator.state,
-            "history": self.history,
+            # History columns travel as arrays: JSON of a million epochs would cost seconds.
+            "history": list(self.history),
             "early_stopping": {
                 "best": self._best,
                 "best_epoch": self._best_epoch,
@@ -266,6 +272,9 @@ class Trainer:
         arrays = {"params": self.network.params, **{f"opt_{k}": v for k, v in slots.items()}}
         if self._best_params is not None:
             arrays["best_params"] = self._best_params
+        for column, values in self.history.items():
+            dtype = np.int64 if column == "epoch" else np.float64
+            arrays[f"history_{column}"] = np.asarray(values, dtype)
         return pack(meta, arrays)
 
     def restore(self, blob: bytes) -> None:
@@ -278,7 +287,7 @@ class Trainer:
             meta, arrays = unpack(blob)
         except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise CheckpointError(f"unreadable checkpoint: {exc}") from exc
-        if meta.get("format") != CHECKPOINT_FORMAT or meta["fingerprint"] != self._fingerprint():
+        if meta.get("format") != CHECKPOINT_FORMAT or meta["fingerprint"] != self._fingerprint:
             raise CheckpointError("checkpoint belongs to another spec")
         np.copyto(self.network.params, arrays["params"])
         self.optimizer.load_state(
@@ -286,7 +295,7 @@ class Trainer:
         )
         self.shuffle_rng.bit_generator.state = meta["rng"]
         self.epoch = meta["epoch"]
-        self.history = meta["history"]
+        self.history = {column: arrays[f"history_{column}"].tolist() for column in meta["history"]}
         es = meta["early_stopping"]
         self._best, self._best_epoch, self._wait = es["best"], es["best_epoch"], es["wait"]
         self.stopped_early = es["stopped"]

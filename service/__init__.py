@@ -3,8 +3,9 @@
 from flask import Flask, request
 from flask_smorest import abort
 
-from . import auth, datasets, errors, extensions, health, inference, jobs, models, schemas
+from . import auth, datasets, errors, extensions, health, ids, inference, jobs, models, schemas
 from .config import from_env
+from .json_provider import StrictJSONProvider
 
 OPENAPI = {
     "API_TITLE": "backprop training service",
@@ -23,12 +24,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(from_env())
     if test_config:
         app.config.update(test_config)
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
+    # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
+    app.url_map.converters["rid"] = ids.IdConverter
 
-    auth.init_app(app)
+    # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
+    auth.init_app(app)
     api = errors.ServiceApi(app)
     errors.init_app(app)
+    api.register_converter(ids.IdConverter, ids.param_schema)
     for module in (health, jobs, models, datasets):
         api.register_blueprint(module.blp)
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc

@@ -13,6 +13,9 @@ def from_env(env=os.environ) -> dict:
         # CSV and NumPy dataset uploads: the largest body, and the most their arrays may take
         # (Redis keeps each array in one string, 512 MiB at most).
         "MAX_DATASET_BYTES": int(env.get("MAX_DATASET_BYTES", 512 * MIB)),
+        # Columns (inputs and targets) one dataset may have: a CSV header wider than this is
+        # refused before anything is parsed.
+        "MAX_COLUMNS": int(env.get("MAX_COLUMNS", 10_000)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
         # Rows one prediction request may carry, and rows per forward pass within it.
         "PREDICT_MAX_ROWS": int(env.get("PREDICT_MAX_ROWS", 100_000)),
@@ -20,9 +23,12 @@ def from_env(env=os.environ) -> dict:
         # Training time a job may use over all its attempts, unless it asks for less/more.
         "DEFAULT_MAX_RUNTIME_SECONDS": float(env.get("DEFAULT_MAX_RUNTIME_SECONDS", 3600)),
         "MAX_RUNTIME_SECONDS": float(env.get("MAX_RUNTIME_SECONDS", 24 * 3600)),
+        # How long a job's training arrays are kept after it ends (the workers read it too).
+        "DATA_TTL_SECONDS": int(env.get("DATA_TTL_SECONDS", 7 * 24 * 3600)),
         # Compute budget of one job, checked before it is queued (see service/budget.py).
         "MAX_PARAMETERS": int(float(env.get("MAX_PARAMETERS", 10_000_000))),
         "MAX_TRAINING_FLOPS": float(env.get("MAX_TRAINING_FLOPS", 1e15)),
+        "MAX_TRAINING_MEMORY_BYTES": int(float(env.get("MAX_TRAINING_MEMORY_BYTES", 4 * 2**30))),
         # Queued plus started jobs one tenant may have at once.
         "MAX_ACTIVE_JOBS": int(env.get("MAX_ACTIVE_JOBS", 20)),
         # flask-limiter rate limits per API key (per client address when auth is off).

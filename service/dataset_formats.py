@@ -11,6 +11,7 @@ import io
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Collection
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class DatasetTooLarge(DatasetError):
         super().__init__("body", f"The dataset is larger than {limit:,} bytes as arrays.")
 
 
-def split_targets(values: list[str], names: list[str] | None = None) -> list[str]:
+def split_targets(values: list[str], names: Collection[str] | None = None) -> list[str]:
     """``target`` query values, each a name or a comma-separated list of names.
 
     A value that is itself one of ``names`` is kept whole, so a column whose name holds a
@@ -163,7 +164,16 @@ def _cell_error(line: int, names, row: list[str], block_row=None, dtype=None) ->
     return DatasetError("body", f"line {line}: a value is not a finite number")
 
 
-def _header(reader, lines: _Lines, targets: list[str]) -> tuple[list[str], list[int], list[int]]:
+def _check_columns(n: int, max_columns: int | None, what: str) -> None:
+    if max_columns is not None and n > max_columns:
+        raise DatasetError(
+            "body", f"{what} has {n:,} columns; at most {max_columns:,} are allowed."
+        )
+
+
+def _header(
+    reader, lines: _Lines, targets: list[str], max_columns: int | None
+) -> tuple[list[str], list[int], list[int]]:
     """Column names, target column indices and feature column indices."""
     try:
         header = next(reader)
@@ -172,25 +182,35 @@ def _header(reader, lines: _Lines, targets: list[str]) -> tuple[list[str], list[
     names = [name.strip() for name in header]
     lines.record.clear()
     lines.names = names
+    _check_columns(len(names), max_columns, "line 1: the header")
+    index: dict[str, int] = {}
     for i, name in enumerate(names):
         if not name:
             raise DatasetError("body", f"line 1, column {i + 1}: the header names no column")
-        if name in names[:i]:
+        if name in index:
             raise DatasetError("body", f"line 1, column {name!r}: the name appears twice")
-    targets = split_targets(targets, names)
+        index[name] = i
+    targets = split_targets(targets, index)
     if not targets:
         raise DatasetError("target", "Name the target column(s): ?target=y or ?target=y1,y2.")
-    unknown = [t for t in targets if t not in names]
+    unknown = [t for t in targets if t not in index]
     if unknown:
         raise DatasetError("target", f"No column {unknown[0]!r}; the header has {names}.")
-    y_cols = [names.index(t) for t in dict.fromkeys(targets)]
-    x_cols = [i for i in range(len(names)) if i not in y_cols]
+    y_cols = [index[t] for t in dict.fromkeys(targets)]
+    targeted = set(y_cols)
+    x_cols = [i for i in range(len(names)) if i not in targeted]
     if not x_cols:
         raise DatasetError("target", "Every column is a target; at least one must be an input.")
     return names, y_cols, x_cols
 
 
-def read_csv(stream, targets: list[str], dtype: str = "float64", max_bytes: int | None = None):
+def read_csv(
+    stream,
+    targets: list[str],
+    dtype: str = "float64",
+    max_bytes: int | None = None,
+    max_columns: int | None = None,
+):
     """Parse a CSV with a header row into ``(X, y)``, streaming.
 
     The text is read line by line and parsed ``BLOCK_ROWS`` rows at a time, so beside the
@@ -202,6 +222,7 @@ def read_csv(stream, targets: list[str], dtype: str = "float64", max_bytes: int 
         targets: names of the target columns (see ``split_targets``); the rest are inputs.
         dtype: ``float64`` or ``float32``.
         max_bytes: the most bytes X and y may take together.
+        max_columns: the most columns the header may name.
 
     Raises:
         DatasetError: naming the line and column of the first problem.
@@ -211,7 +232,7 @@ def read_csv(stream, targets: list[str], dtype: str = "float64", max_bytes: int 
     lines = _Lines(stream if isinstance(stream, io.BufferedIOBase) else io.BufferedReader(stream))
     reader = csv.reader(lines, strict=True)
     try:
-        return _read_rows(reader, lines, targets, dtype, max_bytes)
+        return _read_rows(reader, lines, targets, dtype, max_bytes, max_columns)
     except csv.Error as exc:
         column = _column(lines.names, _bad_field("".join(lines.record)))
         raise DatasetError(
@@ -219,8 +240,8 @@ def read_csv(stream, targets: list[str], dtype: str = "float64", max_bytes: int 
         ) from None
 
 
-def _read_rows(reader, lines: _Lines, targets, dtype: np.dtype, max_bytes):
-    names, y_cols, x_cols = _header(reader, lines, targets)
+def _read_rows(reader, lines: _Lines, targets, dtype: np.dtype, max_bytes, max_columns):
+    names, y_cols, x_cols = _header(reader, lines, targets, max_columns)
     width = len(names)
     # Each of X and y gets the whole limit; their sum is checked at the end.
     X, y = _Rows(len(x_cols), dtype, max_bytes), _Rows(len(y_cols), dtype, max_bytes)
@@ -285,7 +306,13 @@ ZIP_MAGIC = b"PK\x03\x04"
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
 
-def read_numpy(stream, targets: list[str], dtype: str = "float64", max_bytes: int | None = None):
+def read_numpy(
+    stream,
+    targets: list[str],
+    dtype: str = "float64",
+    max_bytes: int | None = None,
+    max_columns: int | None = None,
+):
     """Read ``(X, y)`` from an .npz holding arrays ``X`` and ``y`` (y may be 1-D), or from an
     .npy 2-D array whose target columns are given as 0-based indices in ``targets``.
 
@@ -295,6 +322,8 @@ def read_numpy(stream, targets: list[str], dtype: str = "float64", max_bytes: in
     Raises:
         DatasetError: not such a file, wrong arrays or shapes, non-numeric or non-finite data.
         DatasetTooLarge: X and y would take more than ``max_bytes``.
+
+    X and y together may have at most ``max_columns`` columns.
     """
     dtype = np.dtype(dtype)
     with tempfile.TemporaryFile() as spool:
@@ -304,9 +333,9 @@ def read_numpy(stream, targets: list[str], dtype: str = "float64", max_bytes: in
         spool.seek(0)
         try:
             if magic == NPY_MAGIC:
-                return _from_npy(spool, targets, dtype, max_bytes)
+                return _from_npy(spool, targets, dtype, max_bytes, max_columns)
             if magic.startswith(ZIP_MAGIC):
-                return _from_npz(spool, targets, dtype, max_bytes)
+                return _from_npz(spool, targets, dtype, max_bytes, max_columns)
         except DatasetError:
             raise
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
@@ -342,7 +371,7 @@ def _read_header(fp) -> tuple[tuple, bool, np.dtype]:
     return shape, fortran, array_dtype
 
 
-def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes):
+def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns):
     shape, fortran, array_dtype = _read_header(spool)
     _check_kind(array_dtype, "The array")
     if len(shape) != 2 or shape[0] == 0 or shape[1] < 2:
@@ -350,13 +379,15 @@ def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes):
             "body", f"The .npy array must be 2-D with rows and at least two columns, not {shape}."
         )
     n_cols = shape[1]
+    _check_columns(n_cols, max_columns, "The .npy array")
     parts = split_targets(targets)
     if not parts:
         raise DatasetError("target", "Give the target column indices: ?target=3 or ?target=3,4.")
     if not all(p.isdigit() and int(p) < n_cols for p in parts):
         raise DatasetError("target", f"Target columns are indices from 0 to {n_cols - 1}.")
     y_cols = list(dict.fromkeys(int(p) for p in parts))
-    x_cols = [i for i in range(n_cols) if i not in y_cols]
+    targeted = set(y_cols)
+    x_cols = [i for i in range(n_cols) if i not in targeted]
     if not x_cols:
         raise DatasetError("target", "Every column is a target; at least one must be an input.")
     _check_size([shape], dtype, max_bytes)
@@ -376,7 +407,7 @@ def _npz_member_shape(npz, name: str) -> tuple:
     return shape
 
 
-def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes):
+def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns):
     if targets:
         raise DatasetError("target", "An .npz names its arrays X and y itself; leave target out.")
     with np.load(spool, allow_pickle=False) as npz:
@@ -394,4 +425,5 @@ def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes):
         )
     if X.shape[0] != y.shape[0]:
         raise DatasetError("body", f"y has {y.shape[0]} rows, X has {X.shape[0]}.")
+    _check_columns(X.shape[1] + y.shape[1], max_columns, "X and y together")
     return _finite(_cast(X, dtype), "X", dtype), _finite(_cast(y, dtype), "y", dtype)

@@ -46,14 +46,21 @@ def get_or_404(dataset_id: str) -> dict:
     return record
 
 
-def read_json(dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    body = request.get_json(silent=True)
+def read_json(dtype: str, max_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """X and y of a JSON upload, in ``dtype``; 400 or 422 naming the field."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # silent covers bad JSON (ValueError), not nesting past the limit
+        body = None
     if body is None:
         abort(400, errors={"body": ["Not valid JSON."]})
     try:
         data = DatasetUploadSchema().load(body)
     except ValidationError as exc:
         abort(422, errors=exc.messages)
+    width = data["X"].shape[1] + data["y"].shape[1]
+    if width > max_columns:
+        abort(422, errors={"X": [f"X and y have {width:,} columns; at most {max_columns:,}."]})
     with np.errstate(over="ignore"):
         X, y = data["X"].astype(dtype), data["y"].astype(dtype)
     for name, array in (("X", X), ("y", y)):
@@ -93,17 +100,18 @@ class Datasets(MethodView):
         """
         dtype, targets = query["dtype"], query.get("target", [])
         limit = current_app.config["MAX_DATASET_BYTES"]
+        columns = current_app.config["MAX_COLUMNS"]
         try:
             if request.mimetype == JSON:
                 if targets:
                     abort(422, errors={"target": ["JSON names X and y itself; leave it out."]})
-                X, y = read_json(dtype)
+                X, y = read_json(dtype, columns)
             elif request.mimetype == CSV:
                 request.max_content_length = limit
-                X, y = read_csv(request.stream, targets, dtype, limit)
+                X, y = read_csv(request.stream, targets, dtype, limit, columns)
             elif request.mimetype == BINARY:
                 request.max_content_length = limit
-                X, y = read_numpy(request.stream, targets, dtype, limit)
+                X, y = read_numpy(request.stream, targets, dtype, limit, columns)
             else:
                 abort(415, message=f"Send the dataset as {JSON}, {CSV} or {BINARY}.")
         except DatasetTooLarge as exc:
@@ -117,7 +125,7 @@ class Datasets(MethodView):
         return dataset_view(record), 201 if created else 200, location
 
 
-@blp.route("/<string:dataset_id>")
+@blp.route("/<rid:dataset_id>")
 class Dataset(MethodView):
     @blp.response(200, DatasetSchema)
     def get(self, dataset_id):

@@ -17,12 +17,13 @@ from werkzeug.exceptions import (
     HTTPException,
     MethodNotAllowed,
     NotFound,
+    UnprocessableEntity,
     UnsupportedMediaType,
 )
 
 from . import errors
 from .extensions import redis_conn
-from .models import load_model
+from .models import load_model, overflow_message, predict_in_batches
 
 bp = Blueprint("inference", __name__, url_prefix="/v2")
 
@@ -32,7 +33,6 @@ PLATFORM = "backprop"
 VERSION = "1"  # a trained model never changes, so it has exactly one version
 INPUT, OUTPUT = "input", "output"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-MAX_ROWS = 100_000  # as /v1 predict
 # tritonclient sends no Content-Type at all; curl users may say either of the others.
 BODY_TYPES = ("", "application/json", "application/octet-stream")
 # Tensor datatypes accepted on input, as little-endian NumPy dtypes; the engine casts them.
@@ -142,10 +142,13 @@ class ModelInfer(MethodView):
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
         model = find_model(model_id, version)
+        config = current_app.config
         header, tail = read_body()
-        X = read_input(header, tail, model.n_inputs)
+        X = read_input(header, tail, model.n_inputs, config["PREDICT_MAX_ROWS"])
         binary = wants_binary_output(header)
-        outputs = model.predict(X)
+        outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"])
+        if not np.isfinite(outputs).all():
+            raise UnprocessableEntity(overflow_message(model, f"The values of {INPUT!r}"))
         tensor = {"name": OUTPUT, "datatype": model_datatype(model), "shape": list(outputs.shape)}
         body = {"model_name": model_id, "model_version": VERSION}
         if "id" in header:
@@ -190,8 +193,9 @@ def read_body() -> tuple[dict, memoryview]:
     return header, memoryview(body)[n:]
 
 
-def read_input(header: dict, tail: memoryview, n_inputs: int) -> np.ndarray:
-    """The ``input`` tensor as an array of shape (rows, n_inputs), in the datatype it was sent."""
+def read_input(header: dict, tail: memoryview, n_inputs: int, max_rows: int) -> np.ndarray:
+    """The ``input`` tensor as an array of shape (rows, n_inputs), in the datatype it was sent;
+    at most ``max_rows`` rows."""
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise BadRequest(f"inputs must be a list of one tensor, {INPUT!r}.")
@@ -204,8 +208,8 @@ def read_input(header: dict, tail: memoryview, n_inputs: int) -> np.ndarray:
     rows, columns = shape
     if columns != n_inputs:
         raise BadRequest(f"{INPUT!r} has {columns} columns; the model takes {n_inputs}.")
-    if not 1 <= rows <= MAX_ROWS:
-        raise BadRequest(f"{INPUT!r} must have 1 to {MAX_ROWS} rows, not {rows}.")
+    if not 1 <= rows <= max_rows:
+        raise BadRequest(f"{INPUT!r} must have 1 to {max_rows} rows, not {rows}.")
     dtype = DATATYPES.get(tensor.get("datatype"))
     if dtype is None:
         raise BadRequest(f"datatype must be one of {', '.join(DATATYPES)}.")
@@ -294,7 +298,9 @@ def route(view, *rules: str) -> None:
 route(ServerMetadata, "")
 route(ServerLive, "/health/live")
 route(ServerReady, "/health/ready")
-route(ModelMetadata, "/models/<model_id>", "/models/<model_id>/versions/<version>")
-route(ModelReady, "/models/<model_id>/ready", "/models/<model_id>/versions/<version>/ready")
-route(ModelInfer, "/models/<model_id>/infer", "/models/<model_id>/versions/<version>/infer")
+MODEL = "/models/<rid:model_id>"  # a malformed id is 404 before it reaches Redis
+VERSIONED = f"{MODEL}/versions/<version>"
+route(ModelMetadata, MODEL, VERSIONED)
+route(ModelReady, f"{MODEL}/ready", f"{VERSIONED}/ready")
+route(ModelInfer, f"{MODEL}/infer", f"{VERSIONED}/infer")
 errors.RAW_BODY_ENDPOINTS.add(f"{bp.name}.{ModelInfer.__name__}")

@@ -110,7 +110,8 @@ class Jobs(MethodView):
             limit = config["MAX_RUNTIME_SECONDS"]
             abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
         if query["dry_run"]:
-            limits = {k.lower(): config[k] for k in ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS")}
+            names = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
+            limits = {name.lower(): config[name] for name in names}
             # A Response of its own: flask-smorest would dump a dict with the 202 JobSchema.
             return jsonify(DryRunSchema().dump({"valid": True, "estimate": cost, "limits": limits}))
 
@@ -121,14 +122,19 @@ class Jobs(MethodView):
         if key is not None:
             if not 1 <= len(key) <= 200:
                 abort(422, errors={"Idempotency-Key": ["Must be 1 to 200 characters."]})
-            prior = store.remember_idempotent(conn, tenant, key, body_hash(), job_id)
+            digest = body_hash()
+            prior = store.remember_idempotent(conn, tenant, key, digest, job_id)
             if prior is not None:
-                if prior["hash"] != body_hash():
+                if prior["hash"] != digest:
                     abort(409, message="This Idempotency-Key was used with a different body.")
                 record = store.get_job(conn, prior["job_id"])
-                if record is not None:
-                    return created(record)
-                job_id = prior["job_id"]  # the first request stopped before storing its job
+                if record is None:
+                    abort(
+                        409,
+                        message="A request with this Idempotency-Key is still being handled.",
+                        headers={"Retry-After": "1"},
+                    )
+                return created(record)
         cap = config["MAX_ACTIVE_JOBS"]
         if not store.reserve_job_slot(conn, tenant, job_id, cap):
             abort(
@@ -137,10 +143,16 @@ class Jobs(MethodView):
                 headers={"Retry-After": "30"},
             )
         epochs = spec["training"]["epochs"]
-        record = store.create_job(
-            conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
-        )
-        jobqueue.enqueue(conn, job_id)
+        try:
+            record = store.create_job(
+                conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
+            )
+            jobqueue.enqueue(conn, job_id)
+        except BaseException:
+            store.release_job_slot(conn, tenant, job_id)
+            raise
+        if key is not None:
+            store.confirm_idempotent(conn, tenant, key)
         return created(record)
 
 
@@ -166,7 +178,7 @@ def created(record: dict):
     return job_view(record), 202, {"Location": url_for("jobs.Job", job_id=record["id"])}
 
 
-@blp.route("/<string:job_id>")
+@blp.route("/<rid:job_id>")
 class Job(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id):
@@ -185,12 +197,13 @@ class Job(MethodView):
         if record["status"] == JobStatus.CANCELED:
             return job_view(record)
         if store.cancel_if_queued(conn, job_id, store.now_iso(), record.get("tenant", PUBLIC)):
+            store.tidy_ended_job(conn, job_id, current_app.config["DATA_TTL_SECONDS"])
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202
 
 
-@blp.route("/<string:job_id>/history")
+@blp.route("/<rid:job_id>/history")
 class JobHistory(MethodView):
     @blp.response(200, HistorySchema)
     def get(self, job_id):

@@ -83,7 +83,7 @@ def load_model(model_id: str):
     return cache.put(model_id, blob, meta.get("tenant", PUBLIC))
 
 
-@blp.route("/<string:model_id>")
+@blp.route("/<rid:model_id>")
 class Model(MethodView):
     @blp.response(200, ModelSchema)
     def get(self, model_id):
@@ -100,7 +100,7 @@ class Model(MethodView):
         model_cache().discard(model_id)
 
 
-@blp.route("/<string:model_id>/weights")
+@blp.route("/<rid:model_id>/weights")
 class ModelWeights(MethodView):
     @blp.arguments(WeightsQuerySchema, location="query")
     @blp.response(200, LayerWeightsSchema(many=True))
@@ -118,7 +118,7 @@ class ModelWeights(MethodView):
         return download(buffer.getvalue(), f"{model_id}.npz")
 
 
-@blp.route("/<string:model_id>/onnx")
+@blp.route("/<rid:model_id>/onnx")
 class ModelOnnx(MethodView):
     @blp.response(200, description="An ONNX model: input 'input' (N, n_inputs), output 'output'.")
     @blp.doc(responses={200: BINARY_DOC})
@@ -128,7 +128,7 @@ class ModelOnnx(MethodView):
         return download(onnx_bytes(model, name=f"backprop_{model_id}"), f"{model_id}.onnx")
 
 
-@blp.route("/<string:model_id>/predict")
+@blp.route("/<rid:model_id>/predict")
 class ModelPredict(MethodView):
     # Parsed by hand (read_inputs), not by @blp.arguments/@blp.response: this is the hot path
     # of other services' requests, and the generic machinery costs more than the forward pass.
@@ -142,7 +142,11 @@ class ModelPredict(MethodView):
         }
     )
     @blp.alt_response(200, schema=PredictResponseSchema, success=True)
-    @blp.alt_response(422, description="Bad inputs: wrong width, not finite, empty, too many rows.")
+    @blp.alt_response(
+        422,
+        description="Bad inputs: wrong width, not finite, empty, too many rows, or so large "
+        "that the outputs overflow.",
+    )
     def post(self, model_id):
         """Outputs for a batch of inputs, and labels for classifiers."""
         model = load_model(model_id)
@@ -154,6 +158,9 @@ class ModelPredict(MethodView):
                 errors={"inputs": [f"Must have {model.n_inputs} columns."]},
             )
         outputs = predict_in_batches(model, inputs, current_app.config["PREDICT_BATCH_ROWS"])
+        if not np.isfinite(outputs).all():
+            message = overflow_message(model, "inputs")
+            abort(422, message=message, errors={"inputs": [message]})
         body = {"outputs": outputs.tolist()}
         labels = model.labels_from(outputs)
         if labels is not None:
@@ -186,12 +193,21 @@ def read_inputs(max_rows: int):
         abort(422, errors={"inputs": exc.messages})
 
 
+# Callers answer outputs that overflowed with a 422 (see overflow_message); NumPy's warnings
+# about the same overflow would only be noise in the logs.
+@np.errstate(over="ignore", invalid="ignore")
 def predict_in_batches(model, inputs, batch_rows: int):
     """The model's outputs, computed ``batch_rows`` rows at a time to bound the memory used."""
     if len(inputs) <= batch_rows:
         return model.predict(inputs)
     parts = [model.predict(inputs[i : i + batch_rows]) for i in range(0, len(inputs), batch_rows)]
     return np.concatenate(parts)
+
+
+def overflow_message(model, subject: str) -> str:
+    """Why outputs that are not finite numbers (JSON has no Infinity) are not returned."""
+    dtype = model.spec["network"]["dtype"]
+    return f"{subject} overflow the model's {dtype} range: its outputs are not finite numbers."
 
 
 def download(blob: bytes, filename: str) -> Response:

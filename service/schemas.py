@@ -29,6 +29,7 @@ from backprop.spec import DTYPES, SCHEDULES, check_data, check_initial_weights, 
 from store import JobStatus
 
 from .fields import Bool, Matrix, Number, Vector
+from .ids import IdValidator
 
 MAX_UNITS = 4096
 MAX_LAYERS = 32
@@ -166,7 +167,7 @@ class JobCreateSchema(Schema):
     training = fields.Nested(TrainingSchema, required=True)
     data = fields.Nested(DataSchema)
     dataset_id = fields.String(
-        validate=validate.Length(1, 64),
+        validate=IdValidator("dataset"),
         metadata={"description": "Train on an uploaded dataset (POST /v1/datasets), not data."},
     )
     preprocessing = fields.Nested(PreprocessingSchema)
@@ -235,7 +236,8 @@ def data_shape(spec: dict, X, y) -> dict:
         SpecError: naming ``data.X`` or ``data.y``.
     """
     labels = spec["targets"] == "classes"
-    X, y = check_data(X, y, spec["network"]["layers"][-1]["units"], labels=labels)
+    n_outputs, loss = spec["network"]["layers"][-1]["units"], spec["training"]["loss"]
+    X, y = check_data(X, y, n_outputs, labels=labels, loss=loss)
     classes = class_labels(y).tolist() if labels else None
     return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
 
@@ -263,7 +265,8 @@ def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
         check_classes(classes, layers)
     if "X_val" in arrays:
         labels = spec["targets"] == "classes"
-        check_data(arrays["X_val"], arrays["y_val"], width, "training.validation", labels)
+        loss = spec["training"]["loss"]
+        check_data(arrays["X_val"], arrays["y_val"], width, "training.validation", labels, loss)
         if arrays["X_val"].shape[1] != shape["columns"]:
             raise SpecError("training.validation.X", "must have as many columns as data.X")
         if classes is not None:
@@ -312,11 +315,13 @@ class EstimateSchema(Schema):
     flops_per_epoch = fields.Integer()
     total_flops = fields.Integer()
     weight_bytes = fields.Integer()
+    memory_bytes = fields.Integer()
 
 
 class LimitsSchema(Schema):
     max_parameters = fields.Integer()
     max_training_flops = fields.Float()
+    max_training_memory_bytes = fields.Integer()
 
 
 class DryRunSchema(Schema):
@@ -327,7 +332,7 @@ class DryRunSchema(Schema):
 
 class JobListQuerySchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(validate=validate.Length(1, 64))
+    cursor = fields.String(validate=IdValidator("job"))
 
 
 class JobListSchema(Schema):
@@ -376,7 +381,8 @@ class LayerWeightsSchema(Schema):
 
 
 class PredictRequestSchema(Schema):
-    inputs = Matrix(required=True, max_rows=100_000)
+    # Documentation only: the view reads its body by hand, up to PREDICT_MAX_ROWS rows.
+    inputs = Matrix(required=True)
 
 
 class PredictResponseSchema(Schema):

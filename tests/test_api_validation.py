@@ -121,6 +121,23 @@ BAD_JOBS = [
         "training.loss",
     ),
     (edited(("training.loss", "hinge")), "training.loss"),
+    # targets the loss cannot take
+    (
+        edited(
+            ("network.layers", layers((2, "sigmoid"), (2, "softmax"))),
+            ("data.y", [[1, 0], [1, 1], [0, 1], [1, 0]]),
+            ("training.loss", "categorical_crossentropy"),
+        ),
+        "data.y",
+    ),
+    (edited(("data.y", [[0], [2], [1], [0]]), ("training.loss", "binary_crossentropy")), "data.y"),
+    (
+        edited(
+            ("training.loss", "binary_crossentropy"),
+            ("training.validation", {"X": XOR_X, "y": [[0], [1], [1], [-1]]}),
+        ),
+        "training.validation.y",
+    ),
     # training settings
     (edited(("training.optimizer.name", "lbfgs")), "training.optimizer.name"),
     (edited(("training.optimizer.learning_rate", -0.1)), "training.optimizer.learning_rate"),
@@ -189,7 +206,7 @@ OTHER_ERRORS = [
     ("POST", "/v1/jobs", {"data": {"network": "x"}}, 415),
     ("DELETE", "/v1/jobs", {}, 405),
     ("PUT", "/v1/jobs", {"json": GOOD_JOB}, 405),
-    ("GET", "/v1/models/some-id/predict", {}, 405),
+    ("GET", f"/v1/models/{'0' * 32}/predict", {}, 405),
     ("GET", "/v1/nothing", {}, 404),
     ("GET", "/", {}, 404),
     ("POST", "/v3/jobs", {"json": GOOD_JOB}, 404),

@@ -293,6 +293,40 @@ def test_uploads_over_the_size_limit_are_413(redis_url, redis_conn, content_type
     assert stored_keys(redis_conn) == []
 
 
+def test_a_header_wider_than_max_columns_is_422_naming_the_header(client, redis_conn):
+    """100,000 columns: refused at the header (the default cap is 10,000), not parsed, and
+    the duplicate-name check on the way is linear."""
+    names = [f"c{i}" for i in range(100_000)] + ["y"]
+    text = ",".join(names) + "\n" + ",".join("0" * len(names)) + "\n"
+    body = assert_error(upload(client, **as_csv(text, target="y")), 422, "body")
+    assert "line 1: the header has 100,001 columns; at most 10,000" in body["errors"]["body"][0]
+    assert stored_keys(redis_conn) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (as_csv(CSV5, target="y1"), "body"),
+        (as_binary(npy_bytes(np.column_stack([X5, Y5])), target="3"), "body"),
+        (as_binary(npz_bytes(X=X5, y=Y5)), "body"),
+        (as_json({"X": X5.tolist(), "y": Y5.tolist()}), "X"),
+    ],
+    ids=["csv", "npy", "npz", "json"],
+)
+def test_every_format_keeps_to_max_columns(redis_url, redis_conn, kwargs, field):
+    client = create_app({"REDIS_URL": redis_url, "TESTING": True, "MAX_COLUMNS": 3}).test_client()
+    body = assert_error(upload(client, **kwargs), 422, field)
+    assert "4 columns; at most 3" in body["errors"][field][0]
+    assert stored_keys(redis_conn) == []
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"X": ' * 100_000])
+def test_json_nested_past_the_recursion_limit_is_400(client, redis_conn, text):
+    response = client.post("/v1/datasets", data=text, content_type="application/json")
+    assert_error(response, 400, "body")
+    assert stored_keys(redis_conn) == []
+
+
 # -- jobs from datasets -----------------------------------------------------------------
 
 XOR_JOB = GOOD_JOB

@@ -4,6 +4,7 @@ Every resumed job is compared byte for byte with an uninterrupted run of the sam
 here with the engine itself.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 import redis
 import requests
 
+import store
 from backprop import Trainer
 from devtools import embedded_redis
 from devtools.probes import free_port
@@ -94,8 +96,16 @@ def final(record: dict) -> bool:
     return record["status"] in ("finished", "failed", "canceled")
 
 
-def past_epoch(k: int):
-    return lambda r: r["status"] == "started" and r["progress"]["epoch"] >= k
+def past_epoch(k: int, attempt: int | None = None):
+    """Started, past epoch ``k`` (in attempt number ``attempt``, when given: a dead worker's
+    last progress must not be taken for the next worker's)."""
+
+    def reached(r: dict) -> bool:
+        if attempt is not None and r["attempts"] != attempt:
+            return False
+        return r["status"] == "started" and r["progress"]["epoch"] >= k
+
+    return reached
 
 
 def assert_same_as_uninterrupted(base: str, job_id: str, job: dict) -> None:
@@ -112,7 +122,7 @@ def test_kill_9_at_several_points_resumes_bit_identical(live_server, start_worke
     kills = 0
     for k in (100, 500, 900):
         worker = start_worker(**FAST)
-        wait_for(live_server, job_id, past_epoch(k), f"epoch {k}")
+        wait_for(live_server, job_id, past_epoch(k, kills + 1), f"epoch {k}")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         kills += 1
@@ -140,13 +150,16 @@ def test_sigterm_checkpoints_requeues_and_another_worker_finishes(live_server, s
     assert_same_as_uninterrupted(live_server, job_id, job)
 
 
-def test_cancel_in_each_state(live_server, start_worker):
+def test_cancel_in_each_state(live_server, start_worker, redis_conn):
     base = live_server
     assert requests.delete(f"{base}/v1/jobs/nope", timeout=10).status_code == 404
 
     queued = submit(base, long_job(epochs=50))
     response = requests.delete(f"{base}/v1/jobs/{queued}", timeout=10)
     assert response.status_code == 200 and response.json()["status"] == "canceled"
+    # Tidied like any ended job: its data expires, it no longer counts as active.
+    assert redis_conn.ttl(store.array_key(queued, "X")) > 0
+    assert queued not in store.active_jobs(redis_conn)
     again = requests.delete(f"{base}/v1/jobs/{queued}", timeout=10)
     assert again.status_code == 200 and again.json()["status"] == "canceled"
 
@@ -317,3 +330,37 @@ def test_redis_restart_loses_nothing(durable_redis):
     finally:
         stop_all([worker], 10)
     assert redis.Redis.from_url(url).ping()
+
+
+def test_a_job_whose_workers_keep_dying_fails_as_crashed(live_server, start_worker):
+    job_id = submit(live_server, long_job(epochs=100_000))
+    settings = {**FAST, "MAX_CRASHES": "2"}
+    for attempt in (1, 2):
+        worker = start_worker(**settings)
+        wait_for(live_server, job_id, past_epoch(20, attempt), f"attempt {attempt}")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    start_worker(**settings)
+    record = wait_for(live_server, job_id, final, "an end")
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == "crashed"
+    assert "2 times" in record["error"]["message"]
+
+
+def test_an_idempotent_retry_during_the_first_request_is_409(live_server, redis_conn):
+    job = long_job(epochs=5)
+    body = json.dumps(job)
+    # The first request has bound the key (to this body) but not stored its job yet.
+    canonical = json.dumps(job, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    store.remember_idempotent(redis_conn, "public", "k2", digest, store.new_id())
+    response = requests.post(
+        f"{live_server}/v1/jobs",
+        data=body,
+        headers={"Content-Type": "application/json", "Idempotency-Key": "k2"},
+        timeout=10,
+    )
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "1"
+    assert "still being handled" in response.json()["message"]
+    assert store.list_jobs(redis_conn, 10)[0] == []

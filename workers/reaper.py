@@ -95,11 +95,29 @@ def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
             seen.add(job_id)
             continue
         if store.claim_orphan(conn, job_id, settings.lease_ms):
-            store.update_job(conn, job_id, status=JobStatus.QUEUED)
-            jobqueue.enqueue(conn, job_id, at_front=True)
-            log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
+            rescue(conn, job_id, settings)
     suspects.clear()
     suspects.update(seen)
+
+
+def rescue(conn, job_id: str, settings: Settings) -> None:
+    """Requeue an orphaned job, unless its workers keep dying on it: then it fails."""
+    crashes = store.count_crash(conn, job_id)
+    if crashes >= settings.max_crashes:
+        message = f"its worker died {crashes} times before it could finish (out of memory?)"
+        store.finish_job(
+            conn,
+            job_id,
+            settings.data_ttl_seconds,
+            status=JobStatus.FAILED,
+            ended_at=store.now_iso(),
+            error={"code": "crashed", "message": message},
+        )
+        log.error("job %s failed: %s", job_id, message)
+        return
+    store.update_job(conn, job_id, status=JobStatus.QUEUED)
+    jobqueue.enqueue(conn, job_id, at_front=True)
+    log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
 
 
 def enforce_cancel(conn, job_id: str, record: dict, stop_sent: set, settings: Settings) -> None:

@@ -16,30 +16,40 @@ class JobStopped(Exception):
 class Current:
     job_id: str | None = None
     monitor: object | None = None
+    pending: str | None = None  # a stop asked for before the monitor existed
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 current = Current()
 
 
-def begin(job_id: str, monitor) -> None:
+def begin(job_id: str) -> None:
+    """The worker holds ``job_id``'s lease: the heartbeat renews it from now on."""
     with current.lock:
-        current.job_id, current.monitor = job_id, monitor
+        current.job_id, current.monitor, current.pending = job_id, None, None
+
+
+def attach(monitor) -> None:
+    """Training starts: stops are handed to ``monitor``, including one asked for while loading."""
+    with current.lock:
+        current.monitor, pending = monitor, current.pending
+    if pending is not None:
+        monitor.request_stop(pending)
 
 
 def end() -> None:
     with current.lock:
-        current.job_id, current.monitor = None, None
+        current.job_id, current.monitor, current.pending = None, None, None
 
 
-def request_stop(reason: str) -> bool:
-    """Ask the running job to stop at its next epoch boundary; False when none runs."""
+def request_stop(reason: str) -> None:
+    """Ask the running job to stop at its next epoch boundary."""
     with current.lock:
         monitor = current.monitor
-    if monitor is None:
-        return False
-    monitor.request_stop(reason)
-    return True
+        if monitor is None and current.job_id is not None and current.pending is None:
+            current.pending = reason
+    if monitor is not None:
+        monitor.request_stop(reason)
 
 
 def running_job() -> str | None:

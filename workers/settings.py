@@ -18,6 +18,7 @@ class Settings:
         cancel_grace_seconds: after this long, a cancel that the job has not honoured at an
             epoch boundary is enforced with rq's stop-job command.
         data_ttl_seconds: how long a job's training arrays are kept after it ends.
+        max_crashes: a job whose worker has died this many times fails with ``crashed``.
     """
 
     flush_seconds: float = 0.25
@@ -27,6 +28,7 @@ class Settings:
     reap_seconds: float = 2.0
     cancel_grace_seconds: float = 10.0
     data_ttl_seconds: int = 7 * 24 * 3600
+    max_crashes: int = 5
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
@@ -41,6 +43,7 @@ class Settings:
             reap_seconds=num("REAP_SECONDS", cls.reap_seconds),
             cancel_grace_seconds=num("CANCEL_GRACE_SECONDS", cls.cancel_grace_seconds),
             data_ttl_seconds=num("DATA_TTL_SECONDS", cls.data_ttl_seconds),
+            max_crashes=num("MAX_CRASHES", cls.max_crashes),
         )
 
     @property

@@ -7,6 +7,8 @@ so a job interrupted by a dead or stopped worker ends with the bits of an uninte
 import logging
 import time
 
+from rq.timeouts import JobTimeoutException
+
 import jobqueue
 import store
 from backprop import CheckpointError, DivergenceError, SpecError, Trainer
@@ -37,11 +39,25 @@ def train_job(job_id: str) -> dict:
     owner = worker_identity()
     if not store.acquire_lease(conn, job_id, owner, settings.lease_ms):
         return {"skipped": "another worker runs it"}
+    runtime.begin(job_id)  # the heartbeat keeps the lease alive while the data loads, too
     lease_lost = False
     try:
         outcome = _attempt(conn, job_id, record, settings)
         lease_lost = outcome.get("stopped") == StopReason.LEASE_LOST
         return outcome
+    except REDIS_ERRORS:
+        raise  # Redis stayed away: the lease expires and the job resumes elsewhere later
+    except JobTimeoutException:
+        message = "the attempt passed rq's hard time limit"
+        return _persist(
+            lambda: _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message))
+        )
+    except Exception as exc:
+        # The boundary of a job: an error nobody foresaw fails this job, once, instead of
+        # killing the attempt and having the reaper retry a poison job forever.
+        log.exception("job %s: attempt failed", job_id)
+        error = ("internal_error", f"{type(exc).__name__}: {exc}")
+        return _persist(lambda: _end(conn, job_id, settings, JobStatus.FAILED, error))
     finally:
         runtime.end()
         if not lease_lost:
@@ -56,24 +72,16 @@ def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
         data = store.load_dataset_arrays(conn, dataset_id)
         if data is None:
             message = f"dataset {dataset_id} was deleted before the job could train on it"
-            return _end(
-                conn, job_id, settings, JobStatus.FAILED, error=("dataset_missing", message)
-            )
+            return _end(conn, job_id, settings, JobStatus.FAILED, ("dataset_missing", message))
         arrays.update(data)
     validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
     try:
         trainer = Trainer(spec, arrays["X"], arrays["y"], validation)
     except SpecError as exc:
-        return _end(conn, job_id, settings, JobStatus.FAILED, error=("invalid_spec", str(exc)))
+        return _end(conn, job_id, settings, JobStatus.FAILED, ("invalid_spec", str(exc)))
     _resume(conn, job_id, trainer)
-
-    store.update_job(
-        conn,
-        job_id,
-        status=JobStatus.STARTED,
-        started_at=record.get("started_at") or store.now_iso(),
-        attempts=record.get("attempts", 0) + 1,
-    )
+    if not store.start_attempt(conn, job_id):
+        return {"skipped": "canceled before it started"}
     monitor = JobMonitor(
         conn,
         job_id,
@@ -82,30 +90,34 @@ def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
         record.get("max_runtime_seconds"),
         record.get("runtime_seconds", 0.0),
     )
-    runtime.begin(job_id, monitor)
+    runtime.attach(monitor)
     try:
         trainer.fit(monitor)
     except DivergenceError as exc:
         _persist(lambda: monitor.flush(strict=True))
-        return _end(conn, job_id, settings, JobStatus.FAILED, error=("diverged", str(exc)))
+        return _end(conn, job_id, settings, JobStatus.FAILED, ("diverged", str(exc)))
     except runtime.JobStopped:
         monitor.request_stop(StopReason.CANCEL)
-    _persist(lambda: monitor.flush(strict=True))
 
     reason = monitor.stop_reason
+    if reason == StopReason.LEASE_LOST:
+        # Another worker owns the job now, and its history: write nothing more.
+        log.warning("job %s: another worker took it over; stopping this attempt", job_id)
+        return {"stopped": reason, "epoch": trainer.epoch}
+    if _persist(lambda: monitor.flush(strict=True)) and reason is None:
+        reason = StopReason.CANCEL  # canceled while its last epochs ran
     if reason == StopReason.CANCEL:
         return _end(conn, job_id, settings, JobStatus.CANCELED)
     if reason == StopReason.TIMEOUT:
         limit = record.get("max_runtime_seconds")
         message = f"training passed its max_runtime_seconds ({limit}) at epoch {trainer.epoch}"
-        return _end(conn, job_id, settings, JobStatus.FAILED, error=("timeout", message))
+        return _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message))
     if reason == StopReason.SHUTDOWN:
         _persist(lambda: monitor.checkpoint(strict=True))
+        # Let go of the job before it is queued again, so the next worker can take it at once.
+        _persist(lambda: store.release_lease(conn, job_id, worker_identity()))
         _persist(lambda: _requeue(conn, job_id))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
-        return {"stopped": reason, "epoch": trainer.epoch}
-    if reason == StopReason.LEASE_LOST:
-        log.warning("job %s: another worker took it over; stopping this attempt", job_id)
         return {"stopped": reason, "epoch": trainer.epoch}
     tenant = record.get("tenant", "public")
     return _persist(lambda: _publish(conn, job_id, trainer, settings, tenant))
@@ -156,6 +168,7 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
 
 
 def _end(conn, job_id, settings, status, error=None, **fields) -> dict:
+    """Record how the job ended; ``error`` is ``(code, message)`` for a failure."""
     if error is not None:
         fields["error"] = {"code": error[0], "message": error[1]}
         log.warning("job %s failed: %s: %s", job_id, *error)
