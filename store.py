@@ -19,7 +19,8 @@ import redis
 
 PREFIX = "bp"
 JOBS_INDEX = f"{PREFIX}:jobs"
-ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # started jobs, which the reaper watches
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs, which the reaper watches
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"  # flask-limiter's counters live under this
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # A key whose first request has not stored its job yet; a crashed request frees it this soon.
 IDEMPOTENCY_PENDING_SECONDS = 60

@@ -33,9 +33,6 @@ class Activation:
         """
         raise NotImplementedError
 
-    def config(self) -> dict:
-        return {"activation": self.name}
-
 
 class Linear(Activation):
     name = "linear"
@@ -114,9 +111,6 @@ class LeakyReLU(Activation):
         np.multiply(out, self.alpha, out=out, where=mask)
         return out
 
-    def config(self) -> dict:
-        return {"activation": self.name, "alpha": self.alpha}
-
 
 class ELU(Activation):
     name = "elu"
@@ -142,9 +136,6 @@ class ELU(Activation):
             np.copyto(out, dA)
         out[mask] *= A[mask] + self.alpha
         return out
-
-    def config(self) -> dict:
-        return {"activation": self.name, "alpha": self.alpha}
 
 
 class Softmax(Activation):

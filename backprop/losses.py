@@ -41,9 +41,6 @@ class Loss:
         """The summed per-sample loss, without keeping the gradient."""
         return self.forward_backward(P, Y, Z, np.empty_like(P))
 
-    def config(self) -> dict:
-        return {"loss": self.name}
-
 
 class SSE(Loss):
     """½·Σ(y − p)², the article's loss; its gradient is p − y."""
@@ -104,9 +101,6 @@ class Huber(Loss):
         np.clip(out, -self.delta, self.delta, out=out)
         out *= 1.0 / (n * k)
         return total / k
-
-    def config(self) -> dict:
-        return {"loss": self.name, "huber_delta": self.delta}
 
 
 class BinaryCrossentropy(Loss):

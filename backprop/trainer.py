@@ -190,7 +190,9 @@ class Trainer:
         """Loss and metrics of the current weights on ``(X, Y)`` without training."""
         P, Z = self.network.predict(X, logits=True)
         total = self.loss.value(P, Y, Z)
-        m = EpochMetrics(self.metrics.kind, Y)
+        # The validation set's metrics object keeps its column variances from epoch to epoch.
+        m = self.val_metrics if Y is self.Y_val else EpochMetrics(self.metrics.kind, Y)
+        m.reset()
         m.update(P, Y)
         logs = {"loss": total / len(X) if self.loss.reduction == "mean" else total, **m.result()}
         return {prefix + k: v for k, v in logs.items()}

@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
     # X-RateLimit headers on every response cost a Redis round trip each; a 429 still carries
     # Retry-After (service.errors).
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{store.PREFIX}:ratelimit")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", store.RATE_LIMIT_PREFIX)
     # With Redis down the API answers 503 anyway; the limiter must not turn that into a 500.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)

@@ -4,7 +4,9 @@ One call is one attempt. An attempt resumes from the job's last checkpoint when 
 so a job interrupted by a dead or stopped worker ends with the bits of an uninterrupted run.
 """
 
+import functools
 import logging
+import os
 import time
 
 from rq.timeouts import JobTimeoutException
@@ -25,6 +27,16 @@ log = logging.getLogger(__name__)
 FINAL_WRITE_PATIENCE_SECONDS = 120
 
 
+def connection():
+    """One Redis client (and connection pool) per worker process and REDIS_URL, across jobs."""
+    return _client(os.environ.get("REDIS_URL"))
+
+
+@functools.cache
+def _client(url: str | None):
+    return store.connect(url)
+
+
 def train_job(job_id: str) -> dict:
     """Run one attempt at job ``job_id``.
 
@@ -32,7 +44,7 @@ def train_job(job_id: str) -> dict:
         A small JSON-able summary, which rq keeps as its job result.
     """
     settings = Settings.from_env()
-    conn = store.connect()
+    conn = connection()
     record = store.get_job(conn, job_id)
     if record is None or record["status"] in FINAL_STATUSES:
         return {"skipped": "no such job" if record is None else record["status"]}
@@ -150,7 +162,8 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         "job_id": job_id,
         "tenant": tenant,
         "created_at": store.now_iso(),
-        "spec": model.spec,
+        # Initial weights can be megabytes; they stay in the model bytes, not in its description.
+        "spec": {k: v for k, v in model.spec.items() if k != "initial_weights"},
         "n_inputs": model.n_inputs,
         "n_outputs": model.n_outputs,
         "n_params": model.n_params,
