@@ -367,10 +367,19 @@ def replace_history(conn, job_id: str, history: dict) -> None:
     pipe.execute()
 
 
-def load_history(conn: redis.Redis, job_id: str) -> dict:
-    """``{column: [values]}``; epoch numbers come back as ints."""
+def load_history(conn: redis.Redis, job_id: str, offset: int = 0, limit: int | None = None) -> dict:
+    """``{column: [values]}`` for entries ``offset`` to ``offset + limit`` (all by default);
+    epoch numbers come back as ints. Only the requested bytes leave Redis (GETRANGE)."""
     columns = sorted(c.decode() for c in conn.smembers(history_columns_key(job_id)))
-    blobs = conn.mget([history_key(job_id, c) for c in columns]) if columns else []
+    if not columns:
+        return {}
+    end = -1 if limit is None else (offset + limit) * 8 - 1
+    if limit == 0:
+        return {column: [] for column in columns}
+    pipe = conn.pipeline(transaction=False)
+    for column in columns:
+        pipe.getrange(history_key(job_id, column), offset * 8, end)
+    blobs = pipe.execute()
     out = {}
     for column, blob in zip(columns, blobs, strict=True):
         values = np.frombuffer(blob or b"", "<f8")

@@ -18,6 +18,7 @@ from .errors import Blueprint
 from .extensions import limiter, redis_conn
 from .schemas import (
     DryRunSchema,
+    HistoryQuerySchema,
     HistorySchema,
     JobCreateSchema,
     JobListQuerySchema,
@@ -205,9 +206,10 @@ class Job(MethodView):
 
 @blp.route("/<rid:job_id>/history")
 class JobHistory(MethodView):
+    @blp.arguments(HistoryQuerySchema, location="query")
     @blp.response(200, HistorySchema)
-    def get(self, job_id):
-        """Per-epoch loss, val_loss and metrics recorded so far."""
+    def get(self, args, job_id):
+        """Per-epoch loss, val_loss and metrics recorded so far; ``offset``/``limit`` page it."""
         get_or_404(job_id)
-        history = store.load_history(redis_conn(), job_id)
+        history = store.load_history(redis_conn(), job_id, args["offset"], args.get("limit"))
         return history or {"epoch": [], "loss": []}

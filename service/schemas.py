@@ -340,6 +340,18 @@ class JobListSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class HistoryQuerySchema(Schema):
+    offset = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "Entries to skip: the epochs already read."},
+    )
+    limit = fields.Integer(
+        validate=validate.Range(min=0, max=10_000_000),
+        metadata={"description": "At most this many entries (all by default)."},
+    )
+
+
 class HistorySchema(Schema):
     class Meta:
         # Metric columns depend on the job: accuracy, mae, r2 and their val_ twins.

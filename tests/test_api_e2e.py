@@ -162,6 +162,9 @@ def test_article_xor_job(api, start_worker, epochs):
     assert history["epoch"] == list(range(1, epochs + 1))
     assert len(history["loss"]) == epochs
     assert history["loss"][-1] < history["loss"][0] / 10
+    page = api.get(f"/v1/jobs/{job_id}/history?offset={epochs - 3}&limit=2").json()
+    assert page["epoch"] == [epochs - 2, epochs - 1]
+    assert page["loss"] == history["loss"][-3:-1]
 
     model = api.get(f"/v1/models/{job_id}").json()
     assert model["id"] == model["job_id"] == job_id

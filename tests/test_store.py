@@ -170,3 +170,18 @@ def test_enqueued_rq_job_carries_only_the_job_id_as_json(redis_url, redis_conn):
     X = store.array_from_bytes(redis_conn.get(store.array_key(job_id, "X")))
     assert X.tolist() == JOB["data"]["X"]
     assert json.loads(redis_conn.get(store.spec_key(job_id)))["training"]["epochs"] == 3
+
+
+def test_history_pages_read_only_the_requested_entries(redis_conn):
+    job_id = store.new_id()
+    history = {"epoch": list(range(1, 11)), "loss": [1.0 / e for e in range(1, 11)]}
+    store.replace_history(redis_conn, job_id, history)
+    page = store.load_history(redis_conn, job_id, offset=3, limit=4)
+    assert page == {"epoch": [4, 5, 6, 7], "loss": history["loss"][3:7]}
+    assert store.load_history(redis_conn, job_id, offset=8) == {
+        "epoch": [9, 10],
+        "loss": history["loss"][8:],
+    }
+    assert store.load_history(redis_conn, job_id, offset=20, limit=5) == {"epoch": [], "loss": []}
+    assert store.load_history(redis_conn, job_id, limit=0) == {"epoch": [], "loss": []}
+    assert store.load_history(redis_conn, job_id) == history
