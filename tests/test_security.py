@@ -28,10 +28,16 @@ def bearer(tenant: str) -> dict:
     return {"Authorization": f"Bearer {KEYS[tenant]}"}
 
 
+def keyed_app(redis_url: str, **config):
+    """The app with the test keys, against the test Redis, and ``config`` on top."""
+    base = {"REDIS_URL": redis_url, "TESTING": True, "AUTH_ENV": {"API_KEYS": API_KEYS}}
+    return create_app({**base, **config})
+
+
 @pytest.fixture
 def app(redis_url, monkeypatch):
     monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    return create_app({"REDIS_URL": redis_url, "TESTING": True, "AUTH_ENV": {"API_KEYS": API_KEYS}})
+    return keyed_app(redis_url)
 
 
 @pytest.fixture
@@ -133,14 +139,7 @@ def test_idempotency_keys_are_per_tenant(client):
 
 
 def test_rate_limit_is_429_with_retry_after(redis_url):
-    app = create_app(
-        {
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "AUTH_ENV": {"API_KEYS": API_KEYS},
-            "RATE_LIMIT": "3/minute",
-        }
-    )
+    app = keyed_app(redis_url, RATE_LIMIT="3/minute")
     client = app.test_client()
     # A submission first: the stricter submit limit must not lift the default one from GETs.
     submit(client, "alice")
@@ -155,14 +154,7 @@ def test_rate_limit_is_429_with_retry_after(redis_url):
 
 
 def test_active_job_quota_is_429_stating_the_cap(redis_url):
-    app = create_app(
-        {
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "AUTH_ENV": {"API_KEYS": API_KEYS},
-            "MAX_ACTIVE_JOBS": 2,
-        }
-    )
+    app = keyed_app(redis_url, MAX_ACTIVE_JOBS=2)
     client = app.test_client()
     first = submit(client, "alice")
     submit(client, "alice")
@@ -325,14 +317,7 @@ def test_no_pickle_eval_or_unsafe_yaml_in_the_code():
 
 
 def test_submissions_have_their_own_stricter_limit(redis_url):
-    app = create_app(
-        {
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "AUTH_ENV": {"API_KEYS": API_KEYS},
-            "RATE_LIMIT_SUBMIT": "2/minute",
-        }
-    )
+    app = keyed_app(redis_url, RATE_LIMIT_SUBMIT="2/minute")
     client = app.test_client()
     codes = [
         client.post("/v1/jobs", json=GOOD_JOB, headers=bearer("alice")).status_code
@@ -395,14 +380,7 @@ def test_memory_budget_names_batch_size(client):
 
 
 def test_key_guessing_is_rate_limited_per_address(redis_url):
-    app = create_app(
-        {
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "AUTH_ENV": {"API_KEYS": API_KEYS},
-            "RATE_LIMIT": "3/minute",
-        }
-    )
+    app = keyed_app(redis_url, RATE_LIMIT="3/minute")
     client = app.test_client()
     guesses = [
         client.get("/v1/jobs", headers={"Authorization": f"Bearer guess-{i}"}).status_code

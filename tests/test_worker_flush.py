@@ -10,6 +10,7 @@ import time
 
 import store
 from service import create_app
+from tests.test_api_e2e import article_job
 
 EPOCHS = 10_000
 JOB_DEADLINE = 60  # seconds to wait for the job before giving up (not a timing assertion)
@@ -17,20 +18,7 @@ FLUSH_SECONDS = 0.5
 # Commands per second the clock-paced work may add up to (flushes, heartbeats, the reaper,
 # rq's own upkeep): generous, and still far below a round trip per epoch over JOB_DEADLINE.
 COMMANDS_PER_SECOND = 100
-XOR_JOB = {
-    "network": {
-        "layers": [{"units": 2, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
-        "init": {"scheme": "uniform", "low": 0, "high": 1},
-        "seed": 1,
-    },
-    "training": {
-        "loss": "sse",
-        "optimizer": {"name": "sgd", "learning_rate": 0.1},
-        "epochs": EPOCHS,
-        "batch_size": None,
-    },
-    "data": {"X": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [[0], [1], [1], [0]]},
-}
+XOR_JOB = article_job(EPOCHS)
 
 
 def command_counts(conn) -> dict[str, int]:
