@@ -26,14 +26,15 @@ def queue(conn) -> Queue:
     return Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
 
 
-def enqueue(conn, job_id: str, at_front: bool = False) -> str:
-    """Put the stored job ``job_id`` on the training queue and return the rq job id used.
+def enqueue(conn, record: dict, at_front: bool = False) -> str:
+    """Put the stored job ``record`` on the training queue and return the rq job id used.
 
     Args:
+        record: the job's stored record (its id and runtime cap are read from it).
         at_front: a job coming back from an interrupted attempt goes ahead of new ones.
     """
-    record = store.get_job(conn, job_id) or {}
-    timeout = int(record.get("max_runtime_seconds") or 24 * 3600) + TIMEOUT_MARGIN_SECONDS
+    job_id = record["id"]
+    timeout = int(record["max_runtime_seconds"]) + TIMEOUT_MARGIN_SECONDS
     n = store.next_enqueue_number(conn, job_id)
     rq_id = f"{job_id}-{n}"
     store.update_job(conn, job_id, rq_job_id=rq_id)
@@ -47,3 +48,9 @@ def enqueue(conn, job_id: str, at_front: bool = False) -> str:
         failure_ttl=FAILURE_TTL_SECONDS,
     )
     return rq_id
+
+
+def requeue(conn, record: dict) -> str:
+    """Put a job whose attempt was interrupted back in the queue, ahead of new jobs."""
+    store.update_job(conn, record["id"], status=store.JobStatus.QUEUED)
+    return enqueue(conn, record, at_front=True)

@@ -25,6 +25,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # A key whose first request has not stored its job yet; a crashed request frees it this soon.
 IDEMPOTENCY_PENDING_SECONDS = 60
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
+DATA_TTL_SECONDS = 7 * 24 * 3600  # default time a job's training arrays outlive the job
 ARRAY_NAMES = ("X", "y", "X_val", "y_val")
 
 

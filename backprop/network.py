@@ -104,7 +104,9 @@ class Network:
             i -= 1
             self.layers[i].backward(ws[i].dA, ws[i - 1].dA if i else None)
 
-    @np.errstate(over="ignore")  # exp overflow in a saturated sigmoid rounds to the right 0 or 1
+    # exp overflow in a saturated sigmoid rounds to the right 0 or 1; inputs so large that the
+    # outputs overflow give inf/nan, which callers check for (the API answers 422).
+    @np.errstate(over="ignore", invalid="ignore")
     def predict(self, X, logits=False):
         """Outputs for ``X`` in fresh arrays.
 

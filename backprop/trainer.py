@@ -75,14 +75,13 @@ class Trainer:
         self.Y_val = None if yv is None else np.ascontiguousarray(yv, dtype=self.dtype)
 
         self.loss = get_loss(tr)
-        fused = self.loss.fused_activation is not None
+        fused = self.fused
         sizes = [self.X.shape[1]] + [layer["units"] for layer in net["layers"]]
         if self.spec.get("initial_weights") is not None:
             params = check_initial_weights(self.spec["initial_weights"], sizes)
         else:
             params = initial_parameters(net["init"], seed, sizes)
         self.network = Network(sizes[0], net["layers"], self.dtype, params, keep_logits=fused)
-        self.fused = fused
         self.optimizer = get_optimizer(
             self.network.n_params, self.network.n_weights, self.dtype, tr["optimizer"]
         )
@@ -99,6 +98,11 @@ class Trainer:
         self._best_epoch = 0
         self._wait = 0
         self._best_params = self.network.params.copy() if es and es["restore_best"] else None
+
+    @property
+    def fused(self) -> bool:
+        """Whether the loss folds the output activation's gradient in (backward skips it)."""
+        return self.loss.fused_activation is not None
 
     @property
     def epochs(self) -> int:

@@ -2,6 +2,8 @@
 
 import os
 
+import store
+
 MIB = 1024 * 1024
 
 
@@ -24,7 +26,7 @@ def from_env(env=os.environ) -> dict:
         "DEFAULT_MAX_RUNTIME_SECONDS": float(env.get("DEFAULT_MAX_RUNTIME_SECONDS", 3600)),
         "MAX_RUNTIME_SECONDS": float(env.get("MAX_RUNTIME_SECONDS", 24 * 3600)),
         # How long a job's training arrays are kept after it ends (the workers read it too).
-        "DATA_TTL_SECONDS": int(env.get("DATA_TTL_SECONDS", 7 * 24 * 3600)),
+        "DATA_TTL_SECONDS": int(env.get("DATA_TTL_SECONDS", store.DATA_TTL_SECONDS)),
         # Compute budget of one job, checked before it is queued (see service/budget.py).
         "MAX_PARAMETERS": int(float(env.get("MAX_PARAMETERS", 10_000_000))),
         "MAX_TRAINING_FLOPS": float(env.get("MAX_TRAINING_FLOPS", 1e15)),

@@ -148,7 +148,7 @@ class Jobs(MethodView):
             record = store.create_job(
                 conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
             )
-            jobqueue.enqueue(conn, job_id)
+            jobqueue.enqueue(conn, record)
         except BaseException:
             store.release_job_slot(conn, tenant, job_id)
             raise

@@ -192,9 +192,6 @@ def read_inputs(max_rows: int):
         abort(422, errors={"inputs": exc.messages})
 
 
-# Callers answer outputs that overflowed with a 422 (see overflow_message); NumPy's warnings
-# about the same overflow would only be noise in the logs.
-@np.errstate(over="ignore", invalid="ignore")
 def predict_in_batches(model, inputs, batch_rows: int):
     """The model's outputs, computed ``batch_rows`` rows at a time to bound the memory used."""
     if len(inputs) <= batch_rows:

@@ -271,7 +271,8 @@ def assert_error(response, status: int, path: str | None = None) -> dict:
 
 def stored_keys(redis_conn) -> list:
     """Every key but the rate limiter's counters, which count bad requests too."""
-    return sorted(k for k in redis_conn.keys("*") if not k.startswith(b"LIMITS:"))
+    prefix = store.RATE_LIMIT_PREFIX.encode()
+    return sorted(k for k in redis_conn.keys("*") if prefix not in k)
 
 
 def assert_nothing_stored(redis_conn) -> None:

@@ -16,6 +16,7 @@ import requests
 import store
 from service import create_app
 from service.dataset_formats import read_csv
+from tests.test_api_e2e import SOFTMAX_JOB
 from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
 from workers.tasks import train_job
 
@@ -548,19 +549,8 @@ def test_train_from_an_uploaded_csv_and_predict_original_labels(
         dataset = response.json()
         assert (dataset["rows"], dataset["columns"], dataset["outputs"]) == (5, 2, 1)
         job = {
-            "network": {
-                "layers": [
-                    {"units": 8, "activation": "tanh"},
-                    {"units": 3, "activation": "softmax"},
-                ],
-                "seed": 3,
-            },
-            "training": {
-                "loss": "categorical_crossentropy",
-                "optimizer": {"name": "adam", "learning_rate": 0.05},
-                "epochs": 300,
-                "batch_size": None,
-            },
+            "network": SOFTMAX_JOB["network"],
+            "training": SOFTMAX_JOB["training"],
             "dataset_id": dataset["id"],
             "preprocessing": {"standardize": True},
             "targets": "classes",

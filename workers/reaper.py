@@ -95,13 +95,14 @@ def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
             seen.add(job_id)
             continue
         if store.claim_orphan(conn, job_id, settings.lease_ms):
-            rescue(conn, job_id, settings)
+            rescue(conn, record, settings)
     suspects.clear()
     suspects.update(seen)
 
 
-def rescue(conn, job_id: str, settings: Settings) -> None:
+def rescue(conn, record: dict, settings: Settings) -> None:
     """Requeue an orphaned job, unless its workers keep dying on it: then it fails."""
+    job_id = record["id"]
     crashes = store.count_crash(conn, job_id)
     if crashes >= settings.max_crashes:
         message = f"its worker died {crashes} times before it could finish (out of memory?)"
@@ -115,8 +116,7 @@ def rescue(conn, job_id: str, settings: Settings) -> None:
         )
         log.error("job %s failed: %s", job_id, message)
         return
-    store.update_job(conn, job_id, status=JobStatus.QUEUED)
-    jobqueue.enqueue(conn, job_id, at_front=True)
+    jobqueue.requeue(conn, record)
     log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
 
 

@@ -4,6 +4,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+import store
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,7 +29,7 @@ class Settings:
     heartbeat_seconds: float = 1.0
     reap_seconds: float = 2.0
     cancel_grace_seconds: float = 10.0
-    data_ttl_seconds: int = 7 * 24 * 3600
+    data_ttl_seconds: int = store.DATA_TTL_SECONDS
     max_crashes: int = 5
 
     @classmethod

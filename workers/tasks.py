@@ -54,7 +54,7 @@ def train_job(job_id: str) -> dict:
     runtime.begin(job_id)  # the heartbeat keeps the lease alive while the data loads, too
     lease_lost = False
     try:
-        outcome = _attempt(conn, job_id, record, settings)
+        outcome = _attempt(conn, job_id, record, settings, owner)
         lease_lost = outcome.get("stopped") == StopReason.LEASE_LOST
         return outcome
     except REDIS_ERRORS:
@@ -76,7 +76,7 @@ def train_job(job_id: str) -> dict:
             _persist(lambda: store.release_lease(conn, job_id, owner))
 
 
-def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
+def _attempt(conn, job_id: str, record: dict, settings: Settings, owner: str) -> dict:
     spec = store.load_spec(conn, job_id)
     arrays = store.load_arrays(conn, job_id)
     dataset_id = record.get("dataset_id")
@@ -127,8 +127,8 @@ def _attempt(conn, job_id: str, record: dict, settings: Settings) -> dict:
     if reason == StopReason.SHUTDOWN:
         _persist(lambda: monitor.checkpoint(strict=True))
         # Let go of the job before it is queued again, so the next worker can take it at once.
-        _persist(lambda: store.release_lease(conn, job_id, worker_identity()))
-        _persist(lambda: _requeue(conn, job_id))
+        _persist(lambda: store.release_lease(conn, job_id, owner))
+        _persist(lambda: jobqueue.requeue(conn, record))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
         return {"stopped": reason, "epoch": trainer.epoch}
     tenant = record.get("tenant", "public")
@@ -146,11 +146,6 @@ def _resume(conn, job_id: str, trainer: Trainer) -> None:
             log.warning("job %s: checkpoint unusable (%s); starting over", job_id, exc)
     # History flushed after the checkpoint was taken would be recorded twice otherwise.
     store.replace_history(conn, job_id, trainer.history if trainer.epoch else {})
-
-
-def _requeue(conn, job_id: str) -> None:
-    store.update_job(conn, job_id, status=JobStatus.QUEUED)
-    jobqueue.enqueue(conn, job_id, at_front=True)
 
 
 def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: str) -> dict:
