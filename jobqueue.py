@@ -51,6 +51,12 @@ def enqueue(conn, record: dict, at_front: bool = False) -> str:
 
 
 def requeue(conn, record: dict) -> str:
-    """Put a job whose attempt was interrupted back in the queue, ahead of new jobs."""
+    """Put a job whose attempt was interrupted back in the queue, ahead of new jobs.
+
+    The earlier attempt's entry, if rq still has it waiting, is taken out first, so the queue
+    never holds the same job twice.
+    """
+    if record.get("rq_job_id"):
+        queue(conn).remove(record["rq_job_id"])
     store.update_job(conn, record["id"], status=store.JobStatus.QUEUED)
     return enqueue(conn, record, at_front=True)

@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+import jobqueue
 import store
 from backprop import Trainer
 from devtools import embedded_redis
@@ -364,3 +365,65 @@ def test_an_idempotent_retry_during_the_first_request_is_409(live_server, redis_
     assert response.headers["Retry-After"] == "1"
     assert "still being handled" in response.json()["message"]
     assert store.list_jobs(redis_conn, 10)[0] == []
+
+
+# -- a backlog: more jobs than workers --------------------------------------------------------
+
+
+def rq_queue_ids(conn) -> list[str]:
+    """The rq job ids waiting in the training queue, in order."""
+    return [i.decode() for i in conn.lrange(jobqueue.queue(conn).key, 0, -1)]
+
+
+def crashes(conn, job_id: str) -> int:
+    return int(json.loads(conn.hget(store.job_key(job_id), "crashes") or b"0"))
+
+
+def test_a_job_waiting_behind_a_busy_worker_is_not_rescued(live_server, start_worker, redis_conn):
+    """The short job waits through many reaper passes; it must stay queued, once, untouched."""
+    busy = submit(live_server, long_job(epochs=1_000_000))
+    start_worker(**FAST)
+    wait_for(live_server, busy, past_epoch(5), "the long job started")
+    short = submit(live_server, long_job(epochs=10))
+    # LEASE_SECONDS is 1.5 and REAP_SECONDS 0.3 here: 8 s is over twenty reaper passes, and
+    # five times the lease, which is when the reaper used to give up on a queued job.
+    time.sleep(8)
+    waiting = status(live_server, short)
+    assert waiting["status"] == "queued", waiting
+    assert waiting["attempts"] == 0 and waiting["error"] is None
+    assert crashes(redis_conn, short) == 0
+    assert rq_queue_ids(redis_conn) == [f"{short}-1"]
+
+    assert requests.delete(f"{live_server}/v1/jobs/{busy}", timeout=10).status_code == 202
+    record = wait_for(live_server, short, final, "an end")
+    assert record["status"] == "finished", record
+    assert record["attempts"] == 1
+    assert rq_queue_ids(redis_conn) == []
+
+
+def test_a_backlog_survives_kills_of_busy_workers(live_server, start_worker, redis_conn):
+    """Three workers, nine jobs; two workers die mid-job while the rest of the backlog waits."""
+    jobs = [long_job(epochs=1200 + 50 * i) for i in range(9)]
+    ids = [submit(live_server, job) for job in jobs]
+    workers = [start_worker(**FAST) for _ in range(3)]
+    wait_for(live_server, ids[0], past_epoch(100), "the first job past epoch 100")
+    killed = []
+    for worker in workers[:2]:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        killed.append(worker)
+    # The queue keeps each waiting job once, whatever the reaper does meanwhile.
+    for _ in range(10):
+        waiting = rq_queue_ids(redis_conn)
+        assert len(waiting) == len(set(job_id.rsplit("-", 1)[0] for job_id in waiting))
+        time.sleep(0.3)
+    start_worker(**FAST)
+    records = [wait_for(live_server, job_id, final, "an end") for job_id in ids]
+    assert [r["status"] for r in records] == ["finished"] * len(ids), records
+    # Only the jobs the two killed workers held ran twice; nothing waiting was ever retried.
+    retried = [r["attempts"] - 1 for r in records]
+    assert min(retried) >= 0 and sum(retried) <= len(killed), records
+    assert all(crashes(redis_conn, job_id) <= 1 for job_id in ids)
+    assert rq_queue_ids(redis_conn) == []
+    for job_id, job in zip(ids[:3], jobs[:3], strict=True):
+        assert_same_as_uninterrupted(live_server, job_id, job)

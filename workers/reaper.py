@@ -12,8 +12,9 @@ import threading
 import time
 
 from rq.command import send_stop_job_command
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
+from rq.job import JobStatus as RqStatus
 from rq.serializers import JSONSerializer
 
 import jobqueue
@@ -60,12 +61,17 @@ class Heartbeat(threading.Thread):
             runtime.request_stop(StopReason.LEASE_LOST)
 
 
-def rq_status(conn, rq_job_id: str | None) -> str | None:
+# rq still holds these jobs for a worker to take: not orphaned, however long they wait.
+WAITING = frozenset({RqStatus.QUEUED, RqStatus.DEFERRED, RqStatus.SCHEDULED})
+
+
+def rq_status(conn, rq_job_id: str | None) -> RqStatus | None:
+    """rq's own status of an attempt, as rq's enum member; None when rq has no such job."""
     if not rq_job_id:
         return None
     try:
-        return str(Job.fetch(rq_job_id, connection=conn, serializer=JSONSerializer).get_status())
-    except NoSuchJobError:
+        return Job.fetch(rq_job_id, connection=conn, serializer=JSONSerializer).get_status()
+    except (NoSuchJobError, InvalidJobOperation):  # gone, or expired while being read
         return None
 
 
@@ -75,9 +81,10 @@ def orphaned(conn, job_id: str, record: dict) -> bool:
     if record["status"] == JobStatus.STARTED:
         return True
     # Queued by us, but rq no longer has it waiting: a worker dequeued it and died.
-    return record["status"] == JobStatus.QUEUED and rq_status(
-        conn, record.get("rq_job_id")
-    ) not in ("queued", "deferred", "scheduled")
+    return (
+        record["status"] == JobStatus.QUEUED
+        and rq_status(conn, record.get("rq_job_id")) not in WAITING
+    )
 
 
 def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
