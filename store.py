@@ -186,6 +186,7 @@ def create_job(
     pipe.zadd(tenant_jobs_key(tenant), {job_id: created})
     pipe.sadd(ACTIVE_JOBS, job_id)
     pipe.sadd(tenant_active_key(tenant), job_id)
+    pipe.delete(reservation_key(job_id))
     pipe.execute()
     return record
 
@@ -497,6 +498,36 @@ def deactivate(conn, job_id: str) -> None:
     conn.srem(ACTIVE_JOBS, job_id)
 
 
+# -- worker liveness: which workers have beaten recently ----------------------------------
+
+LIVE_WORKERS = f"{PREFIX}:workers:live"  # identity -> when its last beat expires (Redis time)
+_BEAT = """
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(now[1]) + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+_COUNT_LIVE = """
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now[1])
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+def worker_beat(conn: redis.Redis, identity: str, ttl_seconds: float) -> None:
+    """Record that worker ``identity`` is alive for the next ``ttl_seconds`` (Redis's clock, so
+    hosts whose clocks disagree still agree on who is alive)."""
+    conn.eval(_BEAT, 1, LIVE_WORKERS, identity, ttl_seconds)
+
+
+def worker_gone(conn: redis.Redis, identity: str) -> None:
+    conn.zrem(LIVE_WORKERS, identity)
+
+
+def live_workers(conn: redis.Redis) -> int:
+    """Workers whose last beat has not expired; those that died without saying so drop out."""
+    return int(conn.eval(_COUNT_LIVE, 1, LIVE_WORKERS))
+
+
 # -- cancellation ------------------------------------------------------------------------
 
 
@@ -530,6 +561,19 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
         return None
     raw = conn.get(name)
     return None if raw is None else json.loads(raw)
+
+
+_FORGET_IDEMPOTENT = """
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['job_id'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def forget_idempotent(conn: redis.Redis, scope: str, key: str, job_id: str) -> None:
+    """Free ``key`` after its request was refused or failed before storing ``job_id``, so a
+    retry is handled afresh; a key bound to another job is left alone."""
+    conn.eval(_FORGET_IDEMPOTENT, 1, idempotency_key(scope, key), job_id)
 
 
 def confirm_idempotent(conn: redis.Redis, scope: str, key: str) -> None:
@@ -634,17 +678,50 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
 
 # -- quotas ------------------------------------------------------------------------------
 
+# A reservation is marked for RESERVATION_SECONDS, the most a request may take to store its
+# job. At the cap, a slot whose job is final, or was never stored and whose mark has expired
+# (the request died, or Redis stalled past it), is freed before the count is taken again:
+# leaked slots cannot lock a tenant out.
+RESERVATION_SECONDS = 120
 _RESERVE = """
+local function reclaim()
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local job = ARGV[3] .. id
+    local status = redis.call('HGET', job, 'status')
+    if status then
+      for i = 5, #ARGV do
+        if status == ARGV[i] then redis.call('SREM', KEYS[1], id) end
+      end
+    elseif redis.call('EXISTS', job .. ':reserved') == 0 then
+      redis.call('SREM', KEYS[1], id)
+    end
+  end
+end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then reclaim() end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SET', ARGV[3] .. ARGV[1] .. ':reserved', 1, 'EX', ARGV[4])
 return 1
 """
 
 
+def reservation_key(job_id: str) -> str:
+    return f"{job_key(job_id)}:reserved"
+
+
 def reserve_job_slot(conn: redis.Redis, tenant: str, job_id: str, cap: int) -> bool:
-    """Count ``job_id`` against the tenant's cap of queued plus started jobs, if there is room."""
-    return bool(conn.eval(_RESERVE, 1, tenant_active_key(tenant), job_id, cap))
+    """Count ``job_id`` against the tenant's cap of queued plus started jobs, if there is room.
+
+    Slots leaked by requests that died between this and ``create_job`` are reclaimed here.
+    """
+    finals = [json.dumps(status) for status in sorted(FINAL_STATUSES)]
+    key = tenant_active_key(tenant)
+    args = (job_id, cap, job_key(""), RESERVATION_SECONDS, *finals)
+    return bool(conn.eval(_RESERVE, 1, key, *args))
 
 
 def release_job_slot(conn: redis.Redis, tenant: str, job_id: str) -> None:
-    conn.srem(tenant_active_key(tenant), job_id)
+    pipe = conn.pipeline(transaction=True)
+    pipe.srem(tenant_active_key(tenant), job_id)
+    pipe.delete(reservation_key(job_id))
+    pipe.execute()

@@ -2,7 +2,8 @@
 
 import redis
 from flask.views import MethodView
-from rq import Worker
+
+import store
 
 from .errors import Blueprint
 from .extensions import redis_conn
@@ -24,11 +25,11 @@ class Ready(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(503, schema=StatusSchema)
     def get(self):
-        """Redis answers and at least one worker is alive; 503 with the reason otherwise."""
+        """Redis answers and a worker has beaten within its lease; 503 with the reason otherwise."""
         conn = redis_conn()
         try:
             conn.ping()
-            workers = Worker.count(connection=conn)
+            workers = store.live_workers(conn)
         except redis.exceptions.RedisError as exc:
             return {"status": f"redis unreachable: {exc.__class__.__name__}", "redis": "down"}, 503
         if workers < 1:

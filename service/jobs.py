@@ -137,21 +137,26 @@ class Jobs(MethodView):
                     )
                 return created(record)
         cap = config["MAX_ACTIVE_JOBS"]
-        if not store.reserve_job_slot(conn, tenant, job_id, cap):
-            abort(
-                429,
-                message=f"Too many active jobs: at most {cap} queued or started at once.",
-                headers={"Retry-After": "30"},
-            )
         epochs = spec["training"]["epochs"]
         try:
+            if not store.reserve_job_slot(conn, tenant, job_id, cap):
+                abort(
+                    429,
+                    message=f"Too many active jobs: at most {cap} queued or started at once.",
+                    headers={"Retry-After": "30"},
+                )
             record = store.create_job(
                 conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
             )
-            jobqueue.enqueue(conn, record)
         except BaseException:
+            # Refused, or failed before the job was stored: a retry must find the key and the
+            # slot free again.
             store.release_job_slot(conn, tenant, job_id)
+            if key is not None:
+                store.forget_idempotent(conn, tenant, key, job_id)
             raise
+        # Stored but not yet queued, should this fail: the reaper queues it (no rq entry).
+        jobqueue.enqueue(conn, record)
         if key is not None:
             store.confirm_idempotent(conn, tenant, key)
         return created(record)

@@ -427,3 +427,23 @@ def test_a_backlog_survives_kills_of_busy_workers(live_server, start_worker, red
     assert rq_queue_ids(redis_conn) == []
     for job_id, job in zip(ids[:3], jobs[:3], strict=True):
         assert_same_as_uninterrupted(live_server, job_id, job)
+
+
+def test_readyz_counts_only_workers_that_still_beat(live_server, start_worker):
+    def ready_workers() -> int:
+        return requests.get(f"{live_server}/readyz", timeout=10).json().get("workers", 0)
+
+    def until(predicate, what: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not predicate():
+            assert time.monotonic() < deadline, f"/readyz never showed {what}"
+            time.sleep(0.1)
+
+    doomed, other = start_worker(**FAST), start_worker(**FAST)
+    until(lambda: ready_workers() == 2, "two workers")
+    doomed.send_signal(signal.SIGKILL)  # rq keeps its worker record for minutes
+    doomed.wait(10)
+    until(lambda: ready_workers() == 1, "one worker after a kill -9")
+    other.send_signal(signal.SIGTERM)
+    assert other.wait(30) == 0
+    until(lambda: requests.get(f"{live_server}/readyz", timeout=10).status_code == 503, "503")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import store
 from service import create_app
 from service.auth import parse_keys
 from tests.conftest import serve_api
@@ -164,6 +165,41 @@ def test_active_job_quota_is_429_stating_the_cap(redis_url):
     submit(client, "bob")  # quotas are per tenant
     assert client.delete(f"/v1/jobs/{first}", headers=bearer("alice")).status_code == 200
     submit(client, "alice")  # a canceled job frees its slot
+
+
+def test_slots_leaked_by_dead_requests_are_reclaimed(redis_url):
+    """A request that died between reserving a slot and storing its job (a killed gunicorn
+    worker, a Redis stall) leaves the slot taken; the next reservation at the cap frees it."""
+    app = keyed_app(redis_url, MAX_ACTIVE_JOBS=2)
+    client = app.test_client()
+    conn = app.extensions["redis"]
+    leaked = [store.new_id(), store.new_id()]
+    for job_id in leaked:
+        assert store.reserve_job_slot(conn, "alice", job_id, 2)
+        conn.delete(store.reservation_key(job_id))  # its request is long gone
+    job_id = submit(client, "alice")
+    # A reservation whose request may still be storing its job is honoured.
+    in_flight = store.new_id()
+    assert store.reserve_job_slot(conn, "alice", in_flight, 2)
+    assert client.post("/v1/jobs", json=GOOD_JOB, headers=bearer("alice")).status_code == 429
+    # A job that ended without its slot being released (a worker died while tidying).
+    store.update_job(conn, job_id, status=store.JobStatus.FINISHED)
+    submit(client, "alice")
+    assert conn.scard(store.tenant_active_key("alice")) == 2
+
+
+def test_a_refused_request_releases_its_idempotency_key(redis_url):
+    app = keyed_app(redis_url, MAX_ACTIVE_JOBS=1)
+    client = app.test_client()
+    first = submit(client, "alice")
+    headers = {**bearer("alice"), "Idempotency-Key": "retry-me"}
+    refused = client.post("/v1/jobs", json=GOOD_JOB, headers=headers)
+    assert refused.status_code == 429
+    assert client.delete(f"/v1/jobs/{first}", headers=bearer("alice")).status_code == 200
+    retried = client.post("/v1/jobs", json=GOOD_JOB, headers=headers)
+    assert retried.status_code == 202, retried.get_json()
+    again = client.post("/v1/jobs", json=GOOD_JOB, headers=headers)
+    assert again.status_code == 202 and again.get_json()["id"] == retried.get_json()["id"]
 
 
 BIG = edited(

@@ -11,6 +11,7 @@ import store
 
 # Imported before the work loop so that the first job starts with NumPy and the engine loaded.
 from . import tasks  # noqa: F401
+from .progress import REDIS_ERRORS
 from .reaper import Heartbeat
 from .settings import Settings, worker_identity
 from .worker import TrainingWorker, raise_job_stopped
@@ -28,6 +29,10 @@ def main() -> None:
         worker.work(logging_level=level)
     finally:
         heartbeat.stopping.set()
+        try:
+            store.worker_gone(conn, heartbeat.owner)
+        except REDIS_ERRORS:
+            pass  # the beat expires on its own
 
 
 if __name__ == "__main__":

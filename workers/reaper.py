@@ -46,7 +46,7 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         next_reap = 0.0
-        while not self.stopping.wait(self.settings.heartbeat_seconds):
+        while True:  # the first beat at once, so /readyz counts a worker as soon as it starts
             try:
                 self.renew()
                 if time.monotonic() >= next_reap:
@@ -54,8 +54,12 @@ class Heartbeat(threading.Thread):
                     next_reap = time.monotonic() + self.settings.reap_seconds
             except REDIS_ERRORS as exc:
                 log.warning("heartbeat: redis unreachable (%s)", exc)
+            if self.stopping.wait(self.settings.heartbeat_seconds):
+                return
 
     def renew(self) -> None:
+        """Say this worker is alive, and keep the lease of the job it runs."""
+        store.worker_beat(self.conn, self.owner, self.settings.lease_seconds)
         job_id = runtime.running_job()
         if job_id and not store.renew_lease(self.conn, job_id, self.owner, self.settings.lease_ms):
             runtime.request_stop(StopReason.LEASE_LOST)
