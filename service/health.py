@@ -25,7 +25,7 @@ class Ready(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(503, schema=StatusSchema)
     def get(self):
-        """Redis answers and a worker has beaten within its lease; 503 with the reason otherwise."""
+        """Redis answers and at least one worker is alive; 503 with the reason otherwise."""
         conn = redis_conn()
         try:
             conn.ping()

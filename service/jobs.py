@@ -7,10 +7,9 @@ from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-import jobqueue
 import store
 from backprop import SpecError
-from store import JobStatus
+from store import JobStatus, queue
 
 from . import budget
 from .auth import PUBLIC, current_tenant
@@ -156,7 +155,7 @@ class Jobs(MethodView):
                 store.forget_idempotent(conn, tenant, key, job_id)
             raise
         # Stored but not yet queued, should this fail: the reaper queues it (no rq entry).
-        jobqueue.enqueue(conn, record)
+        queue.enqueue(conn, record)
         if key is not None:
             store.confirm_idempotent(conn, tenant, key)
         return created(record)

@@ -16,12 +16,12 @@ import pytest
 import redis
 import requests
 
-import jobqueue
 import store
 from backprop import Trainer
 from devtools import embedded_redis
 from devtools.probes import free_port
 from devtools.processes import stop_all
+from store import queue
 from tests.conftest import serve_api
 
 # Fast heartbeats so that a dead worker's job is picked up within a second or two.
@@ -372,7 +372,7 @@ def test_an_idempotent_retry_during_the_first_request_is_409(live_server, redis_
 
 def rq_queue_ids(conn) -> list[str]:
     """The rq job ids waiting in the training queue, in order."""
-    return [i.decode() for i in conn.lrange(jobqueue.queue(conn).key, 0, -1)]
+    return [i.decode() for i in conn.lrange(queue.training_queue(conn).key, 0, -1)]
 
 
 def crashes(conn, job_id: str) -> int:

@@ -6,8 +6,8 @@ import signal
 
 from rq.serializers import JSONSerializer
 
-import jobqueue
 import store
+from store import queue
 
 # Imported before the work loop so that the first job starts with NumPy and the engine loaded.
 from . import tasks  # noqa: F401
@@ -24,7 +24,7 @@ def main() -> None:
     signal.signal(signal.SIGUSR1, raise_job_stopped)
     heartbeat = Heartbeat(store.connect(), worker_identity(), Settings.from_env())
     heartbeat.start()
-    worker = TrainingWorker([jobqueue.QUEUE_NAME], connection=conn, serializer=JSONSerializer)
+    worker = TrainingWorker([queue.QUEUE_NAME], connection=conn, serializer=JSONSerializer)
     try:
         worker.work(logging_level=level)
     finally:

@@ -17,9 +17,8 @@ from rq.job import Job
 from rq.job import JobStatus as RqStatus
 from rq.serializers import JSONSerializer
 
-import jobqueue
 import store
-from store import JobStatus
+from store import JobStatus, queue
 
 from . import runtime
 from .progress import REDIS_ERRORS, StopReason
@@ -127,7 +126,7 @@ def rescue(conn, record: dict, settings: Settings) -> None:
         )
         log.error("job %s failed: %s", job_id, message)
         return
-    jobqueue.requeue(conn, record)
+    queue.requeue(conn, record)
     log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
 
 

@@ -11,10 +11,9 @@ import time
 
 from rq.timeouts import JobTimeoutException
 
-import jobqueue
 import store
 from backprop import CheckpointError, DivergenceError, SpecError, Trainer
-from store import FINAL_STATUSES, JobStatus
+from store import FINAL_STATUSES, JobStatus, queue
 
 from . import runtime
 from .progress import REDIS_ERRORS, JobMonitor, StopReason
@@ -128,7 +127,7 @@ def _attempt(conn, job_id: str, record: dict, settings: Settings, owner: str) ->
         _persist(lambda: monitor.checkpoint(strict=True))
         # Let go of the job before it is queued again, so the next worker can take it at once.
         _persist(lambda: store.release_lease(conn, job_id, owner))
-        _persist(lambda: jobqueue.requeue(conn, record))
+        _persist(lambda: queue.requeue(conn, record))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
         return {"stopped": reason, "epoch": trainer.epoch}
     tenant = record.get("tenant", "public")

@@ -1,4 +1,4 @@
-"""The rq glue the API and the workers share: the queue and how a job id is enqueued.
+"""The rq queue the API and the workers share, and how a job id is enqueued.
 
 rq sees only job ids, serialised as JSON; specs and arrays stay in the store. A job that is put
 back on the queue (a worker died or shut down) gets a fresh rq job id, ``<job id>-<n>``, so rq's
@@ -7,10 +7,12 @@ records of the earlier attempt never collide with the new one.
 
 import os
 
+import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-import store
+from .jobs import JobStatus, update_job
+from .keys import job_key
 
 QUEUE_NAME = "training"
 TASK = "workers.tasks.train_job"  # by dotted path: the API never imports the task code
@@ -22,8 +24,13 @@ RESULT_TTL_SECONDS = int(os.environ.get("RESULT_TTL_SECONDS", 7 * 24 * 3600))
 FAILURE_TTL_SECONDS = int(os.environ.get("FAILURE_TTL_SECONDS", 7 * 24 * 3600))
 
 
-def queue(conn) -> Queue:
+def training_queue(conn) -> Queue:
     return Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
+
+
+def next_enqueue_number(conn: redis.Redis, job_id: str) -> int:
+    """1 for the first enqueue of a job, then 2, 3, ... for each requeue."""
+    return int(conn.hincrby(job_key(job_id), "enqueues", 1))
 
 
 def enqueue(conn, record: dict, at_front: bool = False) -> str:
@@ -35,10 +42,10 @@ def enqueue(conn, record: dict, at_front: bool = False) -> str:
     """
     job_id = record["id"]
     timeout = int(record["max_runtime_seconds"]) + TIMEOUT_MARGIN_SECONDS
-    n = store.next_enqueue_number(conn, job_id)
+    n = next_enqueue_number(conn, job_id)
     rq_id = f"{job_id}-{n}"
-    store.update_job(conn, job_id, rq_job_id=rq_id)
-    queue(conn).enqueue(
+    update_job(conn, job_id, rq_job_id=rq_id)
+    training_queue(conn).enqueue(
         TASK,
         job_id,
         job_id=rq_id,
@@ -57,6 +64,6 @@ def requeue(conn, record: dict) -> str:
     never holds the same job twice.
     """
     if record.get("rq_job_id"):
-        queue(conn).remove(record["rq_job_id"])
-    store.update_job(conn, record["id"], status=store.JobStatus.QUEUED)
+        training_queue(conn).remove(record["rq_job_id"])
+    update_job(conn, record["id"], status=JobStatus.QUEUED)
     return enqueue(conn, record, at_front=True)

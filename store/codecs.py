@@ -1,0 +1,33 @@
+"""How values are written: arrays as npy bytes (never pickled), ids as hex, times as ISO 8601."""
+
+import io
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def array_from_bytes(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def npy_parts(array: np.ndarray) -> tuple[bytes, memoryview]:
+    """``array_to_bytes(array)`` as its header and a view of the data, which is not copied."""
+    array = np.ascontiguousarray(array)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(array))
+    return buf.getvalue(), memoryview(array).cast("B")

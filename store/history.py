@@ -1,0 +1,76 @@
+"""Progress, history columns (raw little-endian float64, appended per flush) and checkpoints."""
+
+import numpy as np
+import redis
+
+from .jobs import update_job
+from .keys import cancel_key, checkpoint_key, history_columns_key, history_key
+
+
+def flush_progress(
+    conn, job_id: str, progress: dict, history: dict, runtime_seconds: float = 0.0
+) -> bool:
+    """Write progress and append buffered history columns in one pipelined round trip.
+
+    Args:
+        progress: ``{epoch, epochs, loss, val_loss, eta_seconds}``.
+        history: ``{column: [float, ...]}`` entries since the last flush.
+        runtime_seconds: training time the job has used over all its attempts.
+
+    Returns:
+        True when a cancel has been requested (read in the same round trip).
+    """
+    pipe = conn.pipeline(transaction=True)
+    update_job(pipe, job_id, progress=progress, runtime_seconds=runtime_seconds)
+    if history:
+        pipe.sadd(history_columns_key(job_id), *history)
+    for column, values in history.items():
+        if values:
+            pipe.append(history_key(job_id, column), np.asarray(values, "<f8").tobytes())
+    pipe.exists(cancel_key(job_id))
+    return bool(pipe.execute()[-1])
+
+
+def replace_history(conn, job_id: str, history: dict) -> None:
+    """Overwrite the stored history with ``history`` (after resuming from a checkpoint)."""
+    pipe = conn.pipeline(transaction=True)
+    for column in conn.smembers(history_columns_key(job_id)):
+        pipe.delete(history_key(job_id, column.decode()))
+    pipe.delete(history_columns_key(job_id))
+    if history:
+        pipe.sadd(history_columns_key(job_id), *history)
+    for column, values in history.items():
+        pipe.set(history_key(job_id, column), np.asarray(values, "<f8").tobytes())
+    pipe.execute()
+
+
+def load_history(conn: redis.Redis, job_id: str, offset: int = 0, limit: int | None = None) -> dict:
+    """``{column: [values]}`` for entries ``offset`` to ``offset + limit`` (all by default);
+    epoch numbers come back as ints. Only the requested bytes leave Redis (GETRANGE)."""
+    columns = sorted(c.decode() for c in conn.smembers(history_columns_key(job_id)))
+    if not columns:
+        return {}
+    end = -1 if limit is None else (offset + limit) * 8 - 1
+    if limit == 0:
+        return {column: [] for column in columns}
+    pipe = conn.pipeline(transaction=False)
+    for column in columns:
+        pipe.getrange(history_key(job_id, column), offset * 8, end)
+    blobs = pipe.execute()
+    out = {}
+    for column, blob in zip(columns, blobs, strict=True):
+        values = np.frombuffer(blob or b"", "<f8")
+        out[column] = values.astype(int).tolist() if column == "epoch" else values.tolist()
+    return out
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+def save_checkpoint(conn, job_id: str, blob: bytes) -> None:
+    """Replace the job's checkpoint; a single SET, so a reader sees the old or the new one."""
+    conn.set(checkpoint_key(job_id), blob)
+
+
+def load_checkpoint(conn: redis.Redis, job_id: str) -> bytes | None:
+    return conn.get(checkpoint_key(job_id))

@@ -1,0 +1,231 @@
+"""Job records: a hash of JSON fields per job, its spec as JSON and its arrays as npy; the
+indexes that list them; the start of an attempt and the end of a job."""
+
+import enum
+import json
+import time
+
+import redis
+
+from .codecs import array_from_bytes, array_to_bytes, now_iso
+from .keys import (
+    ACTIVE_JOBS,
+    JOBS_INDEX,
+    array_key,
+    cancel_key,
+    checkpoint_key,
+    job_key,
+    reservation_key,
+    spec_key,
+    tenant_active_key,
+    tenant_jobs_key,
+)
+
+DATA_TTL_SECONDS = 7 * 24 * 3600  # default time a job's training arrays outlive the job
+ARRAY_NAMES = ("X", "y", "X_val", "y_val")
+
+
+class JobStatus(enum.StrEnum):
+    """Job statuses, in rq's words."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINAL_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+def create_job(
+    conn: redis.Redis,
+    job_id: str,
+    spec: dict,
+    arrays: dict,
+    epochs: int,
+    max_runtime_seconds: float | None = None,
+    tenant: str = "public",
+    dataset_id: str | None = None,
+) -> dict:
+    """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
+
+    Args:
+        spec: the job's network, training and initial weights, JSON-able.
+        arrays: ``{"X": ndarray, "y": ndarray, "X_val"?: ..., "y_val"?: ...}``; without X and
+            y when ``dataset_id`` names the training data.
+        max_runtime_seconds: training time allowed over all attempts.
+        tenant: the owner; only it (and admins) can see the job and its model.
+        dataset_id: a stored dataset to train on; it is referenced, not copied.
+    """
+    record = {
+        "id": job_id,
+        "status": JobStatus.QUEUED,
+        "created_at": now_iso(),
+        "epochs": epochs,
+        "attempts": 0,
+        "max_runtime_seconds": max_runtime_seconds,
+        "tenant": tenant,
+        "dataset_id": dataset_id,
+    }
+    pipe = conn.pipeline(transaction=True)
+    pipe.set(spec_key(job_id), json.dumps(spec))
+    for name, array in arrays.items():
+        pipe.set(array_key(job_id, name), array_to_bytes(array))
+    pipe.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in record.items()})
+    created = time.time()
+    pipe.zadd(JOBS_INDEX, {job_id: created})
+    pipe.zadd(tenant_jobs_key(tenant), {job_id: created})
+    pipe.sadd(ACTIVE_JOBS, job_id)
+    pipe.sadd(tenant_active_key(tenant), job_id)
+    pipe.delete(reservation_key(job_id))
+    pipe.execute()
+    return record
+
+
+def get_job(conn: redis.Redis, job_id: str) -> dict | None:
+    """The job's record, or None when there is no such job."""
+    raw = conn.hgetall(job_key(job_id))
+    if not raw:
+        return None
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def update_job(conn, job_id: str, **fields) -> None:
+    """Set fields of a job's record (``conn`` may be a pipeline)."""
+    conn.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in fields.items()})
+
+
+def list_jobs(
+    conn: redis.Redis, limit: int, cursor: str | None = None, tenant: str | None = None
+) -> tuple[list, str | None]:
+    """Jobs newest first: ``(records, next_cursor)``; the cursor is the last id returned.
+
+    Args:
+        tenant: only this tenant's jobs; None lists every tenant's.
+
+    Raises:
+        KeyError: the cursor names no job in the listing.
+    """
+    index = JOBS_INDEX if tenant is None else tenant_jobs_key(tenant)
+    start = 0
+    if cursor is not None:
+        rank = conn.zrevrank(index, cursor)
+        if rank is None:
+            raise KeyError(cursor)
+        start = rank + 1
+    ids = [i.decode() for i in conn.zrevrange(index, start, start + limit)]
+    more = len(ids) > limit
+    ids = ids[:limit]
+    pipe = conn.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hgetall(job_key(job_id))
+    records = [{k.decode(): json.loads(v) for k, v in raw.items()} for raw in pipe.execute() if raw]
+    return records, (ids[-1] if more and ids else None)
+
+
+def load_spec(conn: redis.Redis, job_id: str) -> dict:
+    return json.loads(conn.get(spec_key(job_id)))
+
+
+def load_arrays(conn: redis.Redis, job_id: str) -> dict:
+    """``{"X": ..., "y": ..., ...}`` as stored by ``create_job``."""
+    blobs = conn.mget([array_key(job_id, n) for n in ARRAY_NAMES])
+    return {
+        n: array_from_bytes(b) for n, b in zip(ARRAY_NAMES, blobs, strict=True) if b is not None
+    }
+
+
+# -- attempts ----------------------------------------------------------------------------
+
+_START_ATTEMPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= ARGV[1] and status ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+local started = redis.call('HGET', KEYS[1], 'started_at')
+if not started or started == 'null' then redis.call('HSET', KEYS[1], 'started_at', ARGV[3]) end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+
+def start_attempt(conn: redis.Redis, job_id: str) -> int:
+    """Mark a queued (or orphaned started) job started, atomically.
+
+    Returns:
+        The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
+    """
+    return int(
+        conn.eval(
+            _START_ATTEMPT,
+            1,
+            job_key(job_id),
+            json.dumps(JobStatus.QUEUED),
+            json.dumps(JobStatus.STARTED),
+            json.dumps(now_iso()),
+        )
+    )
+
+
+def count_crash(conn: redis.Redis, job_id: str) -> int:
+    """One more attempt of this job died without finishing; returns how many have."""
+    return int(conn.hincrby(job_key(job_id), "crashes", 1))
+
+
+# -- the end of a job ----------------------------------------------------------------------
+
+
+def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
+    """Record a final status and tidy up (see ``tidy_ended_job``)."""
+    pipe = conn.pipeline(transaction=True)
+    update_job(pipe, job_id, **fields)
+    _tidy(conn, pipe, job_id, data_ttl_seconds)
+    pipe.execute()
+
+
+def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
+    """After a job ends: its checkpoint and cancel flag go, its training data expires, and it
+    no longer counts as active or against its tenant's quota."""
+    pipe = conn.pipeline(transaction=True)
+    _tidy(conn, pipe, job_id, data_ttl_seconds)
+    pipe.execute()
+
+
+def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int) -> None:
+    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    pipe.srem(tenant_active_key(tenant), job_id)
+    pipe.srem(ACTIVE_JOBS, job_id)
+    pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
+    for name in ARRAY_NAMES:
+        pipe.expire(array_key(job_id, name), data_ttl_seconds)
+
+
+_CANCEL_QUEUED = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'ended_at', ARGV[3], 'cancel_requested', 'true')
+redis.call('SET', KEYS[2], ARGV[4], 'EX', 86400)
+redis.call('SREM', KEYS[3], ARGV[5])
+redis.call('SREM', KEYS[4], ARGV[5])
+return 1
+"""
+
+
+def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str) -> bool:
+    """Cancel a job still waiting in the queue, atomically; False when it has left the queue.
+
+    The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
+    """
+    return bool(
+        conn.eval(
+            _CANCEL_QUEUED,
+            4,
+            job_key(job_id),
+            cancel_key(job_id),
+            ACTIVE_JOBS,
+            tenant_active_key(tenant),
+            json.dumps(JobStatus.QUEUED),
+            json.dumps(JobStatus.CANCELED),
+            json.dumps(ended_at),
+            time.time(),
+            job_id,
+        )
+    )

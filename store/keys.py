@@ -1,0 +1,73 @@
+"""Every Redis key name the service uses, in one place: ``bp:<concept>:<id>[:<part>]``."""
+
+PREFIX = "bp"
+JOBS_INDEX = f"{PREFIX}:jobs"
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs, which the reaper watches
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"  # flask-limiter's counters live under this
+LIVE_WORKERS = f"{PREFIX}:workers:live"  # identity -> when its last beat expires (Redis time)
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def spec_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:spec"
+
+
+def array_key(job_id: str, name: str) -> str:
+    return f"{PREFIX}:job:{job_id}:array:{name}"
+
+
+def history_key(job_id: str, column: str) -> str:
+    return f"{PREFIX}:job:{job_id}:history:{column}"
+
+
+def history_columns_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:history"
+
+
+def checkpoint_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:checkpoint"
+
+
+def tenant_jobs_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:jobs"
+
+
+def tenant_active_key(tenant: str) -> str:
+    """Queued and started jobs of one tenant, which its quota counts."""
+    return f"{PREFIX}:tenant:{tenant}:active"
+
+
+def lease_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:lease"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:cancel"
+
+
+def idempotency_key(scope: str, key: str) -> str:
+    return f"{PREFIX}:idempotency:{scope}:{key}"
+
+
+def model_key(model_id: str) -> str:
+    return f"{PREFIX}:model:{model_id}"
+
+
+def model_meta_key(model_id: str) -> str:
+    return f"{PREFIX}:model:{model_id}:meta"
+
+
+def dataset_key(dataset_id: str) -> str:
+    return f"{PREFIX}:dataset:{dataset_id}"
+
+
+def dataset_array_key(dataset_id: str, name: str) -> str:
+    return f"{PREFIX}:dataset:{dataset_id}:array:{name}"
+
+
+def reservation_key(job_id: str) -> str:
+    """Marks a quota slot reserved by a request that has not stored its job yet."""
+    return f"{job_key(job_id)}:reserved"

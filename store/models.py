@@ -1,0 +1,38 @@
+"""Trained models: the engine's npz bytes and a JSON description; never rewritten."""
+
+import json
+
+import redis
+
+from .keys import job_key, model_key, model_meta_key
+
+
+def save_model(conn, model_id: str, blob: bytes, meta: dict) -> None:
+    """Store a model's bytes and its JSON description; models are never rewritten."""
+    pipe = conn.pipeline(transaction=True)
+    pipe.set(model_key(model_id), blob, nx=True)
+    pipe.set(model_meta_key(model_id), json.dumps(meta), nx=True)
+    pipe.execute()
+
+
+def load_model_meta(conn: redis.Redis, model_id: str) -> dict | None:
+    raw = conn.get(model_meta_key(model_id))
+    return None if raw is None else json.loads(raw)
+
+
+def load_model_bytes(conn: redis.Redis, model_id: str) -> bytes | None:
+    return conn.get(model_key(model_id))
+
+
+def model_exists(conn: redis.Redis, model_id: str) -> bool:
+    return bool(conn.exists(model_key(model_id)))
+
+
+def delete_model(conn: redis.Redis, model_id: str) -> bool:
+    """Remove a model, and its id from the job that made it; True when there was one."""
+    pipe = conn.pipeline(transaction=True)
+    pipe.delete(model_key(model_id), model_meta_key(model_id))
+    # A model's id is its job's id.
+    pipe.hset(job_key(model_id), mapping={"model_id": "null", "model_deleted": "true"})
+    deleted = pipe.execute()[0]
+    return bool(deleted)
