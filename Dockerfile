@@ -15,11 +15,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# Only pyproject.toml first, so this layer (NumPy & co.) is rebuilt when the pins change, not on
-# every code edit. The code itself is not installed: it runs from /app below.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
-  && pip install -r requirements.txt
+# Only the lock file first, so this layer (NumPy & co.) is rebuilt when the pins change, not on
+# every code edit. It holds the exact version of every runtime dependency, as `make run` installs
+# them. The code itself is not installed: it runs from /app below.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
 
 # --- app: the runtime image, without compilers ----------------------------------------------------
 FROM python:3.11.14-slim-bookworm AS app

@@ -1,21 +1,34 @@
 # Everything runs from .venv/bin; nothing needs activating.
-# The stamp lives inside .venv, so deleting .venv (or a fresh clone) rebuilds it, and so does
-# any change to pyproject.toml.
+# The stamps live inside .venv, so deleting .venv (or a fresh clone) rebuilds it, and so does
+# any change to a lock file. `make run` installs the runtime lock only; `make test` adds the
+# test tools. Both install exact versions of every transitive dependency (`make lock` renews
+# them from the pins in pyproject.toml).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
+COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
+	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint format bench bench-serve openapi openapi-check clean
+.PHONY: help run test test-fast lint format bench bench-serve openapi openapi-check lock clean
 
-$(STAMP): pyproject.toml
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -r requirements.lock
+	$(BIN)/pip install --no-deps -e .
 	touch $@
 
-$(BENCH_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(BIN)/pip install -r requirements-test.lock
+	touch $@
+
+$(BENCH_STAMP): $(TEST_STAMP)
 	$(BIN)/pip install -e '.[bench]'
 	touch $@
 
@@ -25,21 +38,24 @@ run: $(STAMP)  ## Redis (embedded unless REDIS_URL is set), rq workers and the A
 test: lint  ## lint, then the whole test suite
 	$(BIN)/pytest -q
 
-lint: $(STAMP)
+test-fast: $(TEST_STAMP)  ## the engine and unit tests only: no servers or workers started
+	$(BIN)/pytest -q -m "not process"
+
+lint: $(TEST_STAMP)  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(TEST_STAMP)  ## ruff fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE pin old OpenBLAS builds to a safe kernel on some machines
 # and slow a current NumPy; the benchmark unsets both and prints the kernel it then runs.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP)  ## the engine against PyTorch, scikit-learn and the article's loop
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench
 
 # Single-row prediction latency and throughput under wrk, against a bare route.
-bench-serve: $(STAMP)
+bench-serve: $(STAMP)  ## prediction latency and throughput under wrk
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.serve
 
@@ -52,7 +68,13 @@ openapi-check: $(STAMP)  ## fail if openapi.yaml is not what the code generates
 	$(BIN)/python -m service.openapi > "$$tmp" || exit 1; \
 	diff -u openapi.yaml "$$tmp" || { echo "openapi.yaml is stale: run make openapi" >&2; exit 1; }
 
+# The test lock is resolved first, so the runtime lock is the same versions, less the test tools.
+lock: $(STAMP)  ## renew requirements*.lock from the pins in pyproject.toml
+	$(BIN)/pip install -q pip-tools==7.6.2
+	$(COMPILE) --extra test -o requirements-test.lock pyproject.toml
+	$(COMPILE) -c requirements-test.lock -o requirements.lock pyproject.toml
+
 # Leaves var/ alone: it holds the Redis data of `make run`.
-clean:
+clean:  ## remove the venv and caches (not var/, the data of make run)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info openapi.yaml.tmp
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

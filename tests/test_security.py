@@ -377,6 +377,7 @@ def test_without_keys_gunicorn_binds_loopback_only(monkeypatch):
     assert with_keys == "0.0.0.0:9"
 
 
+@pytest.mark.process
 def test_keys_over_real_http(redis_url):
     with serve_api(redis_url, API_KEYS=API_KEYS) as base:
         assert requests.get(f"{base}/v1/jobs", timeout=10).status_code == 401
