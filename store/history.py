@@ -1,4 +1,4 @@
-"""Progress, history columns (raw little-endian float64, appended per flush) and checkpoints."""
+"""Progress, history columns (raw little-endian float64, written per flush) and checkpoints."""
 
 import numpy as np
 import redis
@@ -6,15 +6,22 @@ import redis
 from .jobs import update_job
 from .keys import cancel_key, checkpoint_key, history_columns_key, history_key
 
+ROW_BYTES = 8  # one float64 per epoch and column
+
 
 def flush_progress(
-    conn, job_id: str, progress: dict, history: dict, runtime_seconds: float = 0.0
+    conn, job_id: str, progress: dict, history: dict, start: int, runtime_seconds: float = 0.0
 ) -> bool:
-    """Write progress and append buffered history columns in one pipelined round trip.
+    """Write progress and buffered history columns in one pipelined round trip.
+
+    Idempotent: the rows are written at their place (SETRANGE at ``start``), not appended, so a
+    flush whose reply was lost (Redis went away after executing it) can be sent again without
+    storing its rows twice.
 
     Args:
         progress: ``{epoch, epochs, loss, val_loss, eta_seconds}``.
         history: ``{column: [float, ...]}`` entries since the last flush.
+        start: the index of the first of those entries (the number already stored).
         runtime_seconds: training time the job has used over all its attempts.
 
     Returns:
@@ -26,7 +33,8 @@ def flush_progress(
         pipe.sadd(history_columns_key(job_id), *history)
     for column, values in history.items():
         if values:
-            pipe.append(history_key(job_id, column), np.asarray(values, "<f8").tobytes())
+            rows = np.asarray(values, "<f8").tobytes()
+            pipe.setrange(history_key(job_id, column), start * ROW_BYTES, rows)
     pipe.exists(cancel_key(job_id))
     return bool(pipe.execute()[-1])
 

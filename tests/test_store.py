@@ -78,7 +78,7 @@ def test_history_is_appended_across_flushes(redis_conn):
             "val_loss": val_losses[start:stop],
         }
         progress = {"epoch": stop, "epochs": 10, "loss": None, "val_loss": None}
-        store.flush_progress(redis_conn, job_id, progress, chunk)
+        store.flush_progress(redis_conn, job_id, progress, chunk, start)
 
     history = store.load_history(redis_conn, job_id)
     assert history == {"epoch": list(range(1, 11)), "loss": losses, "val_loss": val_losses}
@@ -86,16 +86,28 @@ def test_history_is_appended_across_flushes(redis_conn):
     assert store.get_job(redis_conn, job_id)["progress"]["epoch"] == 10
 
 
+def test_a_flush_sent_again_stores_its_rows_once(redis_conn):
+    """A flush whose reply was lost (Redis restarted after executing it) is sent again."""
+    job_id = new_job(redis_conn, epochs=10)
+    first = {"epoch": [1, 2], "loss": [0.5, 0.4]}
+    for _ in range(2):
+        store.flush_progress(redis_conn, job_id, {"epoch": 2, "epochs": 10}, first, 0)
+    store.flush_progress(
+        redis_conn, job_id, {"epoch": 3, "epochs": 10}, {"epoch": [3], "loss": [0.3]}, 2
+    )
+    assert store.load_history(redis_conn, job_id) == {"epoch": [1, 2, 3], "loss": [0.5, 0.4, 0.3]}
+
+
 def test_replace_history_truncates(redis_conn):
     job_id = new_job(redis_conn, epochs=10)
     full = {"epoch": list(range(1, 9)), "loss": [1.0] * 8, "accuracy": [0.5] * 8}
-    store.flush_progress(redis_conn, job_id, {"epoch": 8, "epochs": 10}, full)
+    store.flush_progress(redis_conn, job_id, {"epoch": 8, "epochs": 10}, full, 0)
 
     store.replace_history(redis_conn, job_id, {"epoch": [1, 2, 3], "loss": [0.3, 0.2, 0.1]})
 
     assert store.load_history(redis_conn, job_id) == {"epoch": [1, 2, 3], "loss": [0.3, 0.2, 0.1]}
     store.flush_progress(
-        redis_conn, job_id, {"epoch": 4, "epochs": 10}, {"epoch": [4], "loss": [0.05]}
+        redis_conn, job_id, {"epoch": 4, "epochs": 10}, {"epoch": [4], "loss": [0.05]}, 3
     )
     assert store.load_history(redis_conn, job_id) == {
         "epoch": [1, 2, 3, 4],

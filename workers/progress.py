@@ -96,11 +96,19 @@ class JobMonitor:
         fresh = {column: values[self.flushed :] for column, values in history.items()}
         try:
             canceled = store.flush_progress(
-                self.conn, self.job_id, self.progress(now), fresh, round(self.runtime(now), 3)
+                self.conn,
+                self.job_id,
+                self.progress(now),
+                fresh,
+                self.flushed,
+                round(self.runtime(now), 3),
             )
         except REDIS_ERRORS as exc:
             if strict:
                 raise
+            # Retried after flush_seconds, not at the next epoch: an unreachable Redis can
+            # cost a connect timeout per attempt.
+            self.last_flush = now
             log.warning("job %s: progress not stored (%s); will retry", self.job_id, exc)
             return False
         self.flushed = len(history["epoch"])
@@ -109,11 +117,11 @@ class JobMonitor:
 
     def checkpoint(self, now: float | None = None, strict: bool = False) -> None:
         """Store the full training state (one SET, so the previous one stays whole until then)."""
+        now = time.monotonic() if now is None else now
         try:
             store.save_checkpoint(self.conn, self.job_id, self.trainer.checkpoint())
         except REDIS_ERRORS as exc:
             if strict:
                 raise
             log.warning("job %s: checkpoint not stored (%s); will retry", self.job_id, exc)
-            return
-        self.last_checkpoint = time.monotonic() if now is None else now
+        self.last_checkpoint = now  # stored, or retried after checkpoint_seconds
