@@ -38,8 +38,8 @@ run: $(STAMP)  ## Redis (embedded unless REDIS_URL is set), rq workers and the A
 test: lint  ## lint, then the whole test suite
 	$(BIN)/pytest -q
 
-test-fast: $(TEST_STAMP)  ## the engine and unit tests only: no servers or workers started
-	$(BIN)/pytest -q -m "not process"
+test-fast: $(TEST_STAMP)  ## the engine and unit tests: no servers or workers, nothing slow
+	$(BIN)/pytest -q -m "not process and not slow"
 
 lint: $(TEST_STAMP)  ## ruff check and ruff format --check
 	$(BIN)/ruff check .

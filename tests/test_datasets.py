@@ -583,6 +583,7 @@ def test_train_from_an_uploaded_csv_and_predict_original_labels(
 MEMORY_ROWS, MEMORY_COLUMNS = 200_000, 32
 
 
+@pytest.mark.slow  # 200,000 rows parsed under tracemalloc
 def test_streaming_csv_parse_stays_under_three_times_the_dataset(tmp_path):
     path = tmp_path / "big.csv"
     rng = np.random.default_rng(0)

@@ -24,6 +24,8 @@ from devtools.processes import stop_all
 from store import queue
 from tests.conftest import serve_api
 
+pytestmark = pytest.mark.process
+
 # Fast heartbeats so that a dead worker's job is picked up within a second or two.
 FAST = {
     "FLUSH_SECONDS": "0.05",

@@ -22,6 +22,8 @@ from devtools.processes import wait_until
 from scripts.run import REDIS_MAXMEMORY, RestartPolicy
 from tests.test_api_e2e import ARTICLE_JOB
 
+pytestmark = pytest.mark.process  # every test here runs scripts/run.py
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60  # seconds to wait for a process to come (back) up; not a timing assertion
 
