@@ -13,6 +13,9 @@ import warnings
 import numpy as np
 
 from backprop import Trainer
+from examples.xor_article import X as XOR_X
+from examples.xor_article import Y as XOR_Y
+from examples.xor_article import article_loop
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 20_000, 784, 10
 EPOCHS, BATCH, LR = 5, 128, 1e-3
@@ -101,37 +104,10 @@ def sklearn_rate(dtype) -> float:
     return N_SAMPLES * EPOCHS / (time.perf_counter() - start)
 
 
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
-XOR_Y = np.array([[0], [1], [1], [0]])
-
-
 def article_loop_seconds() -> float:
-    """The article's script, as written there, timed around its training loop."""
-    rng = np.random.RandomState(1)
-    X, y = XOR_X, XOR_Y
-    hidden_weights = rng.uniform(size=(2, 2))
-    hidden_bias = rng.uniform(size=(1, 2))
-    output_weights = rng.uniform(size=(2, 1))
-    output_bias = rng.uniform(size=(1, 1))
-    lr = 0.1
-
-    def sigmoid(x):
-        return 1 / (1 + np.exp(-x))
-
-    def sigmoid_derivative(x):
-        return x * (1 - x)
-
+    """The article's loop (examples/xor_article.py), timed with its four initial draws."""
     start = time.perf_counter()
-    for _ in range(XOR_EPOCHS):
-        hidden = sigmoid(np.dot(X, hidden_weights) + hidden_bias)
-        predicted = sigmoid(np.dot(hidden, output_weights) + output_bias)
-        error = y - predicted
-        d_predicted = error * sigmoid_derivative(predicted)
-        d_hidden = d_predicted.dot(output_weights.T) * sigmoid_derivative(hidden)
-        output_weights += hidden.T.dot(d_predicted) * lr
-        output_bias += np.sum(d_predicted, axis=0, keepdims=True) * lr
-        hidden_weights += X.T.dot(d_hidden) * lr
-        hidden_bias += np.sum(d_hidden, axis=0, keepdims=True) * lr
+    article_loop(XOR_EPOCHS)
     return time.perf_counter() - start
 
 

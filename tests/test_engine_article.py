@@ -1,9 +1,10 @@
-"""The engine reproduces the article's XOR script (/work/shared/seed/xor_seed.py)."""
+"""The engine reproduces the article's XOR run (examples/xor_article.py is its loop)."""
 
 import numpy as np
 import pytest
 
 from backprop import Trainer
+from examples.xor_article import article_loop
 
 X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 Y = [[0], [1], [1], [0]]
@@ -37,40 +38,6 @@ def predictions(trainer: Trainer) -> np.ndarray:
     return trainer.model().predict(X)[:, 0]
 
 
-def article_run(epochs: int = EPOCHS) -> tuple[list[np.ndarray], np.ndarray]:
-    """The article's loop, with its own RandomState(1) in place of the global seed.
-
-    Returns:
-        The final (W1, b1, W2, b2) and the predicted_output of the last forward pass.
-    """
-    rng = np.random.RandomState(1)
-    Xa, ya = np.array(X), np.array(Y)
-    hidden_weights = rng.uniform(size=(2, 2))
-    hidden_bias = rng.uniform(size=(1, 2))
-    output_weights = rng.uniform(size=(2, 1))
-    output_bias = rng.uniform(size=(1, 1))
-    lr = 0.1
-
-    def sigmoid(x):
-        return 1 / (1 + np.exp(-x))
-
-    def sigmoid_derivative(x):
-        return x * (1 - x)
-
-    for _ in range(epochs):
-        hidden_layer_activation = sigmoid(np.dot(Xa, hidden_weights) + hidden_bias)
-        predicted_output = sigmoid(np.dot(hidden_layer_activation, output_weights) + output_bias)
-        error = ya - predicted_output
-        d_predicted_output = error * sigmoid_derivative(predicted_output)
-        error_hidden_layer = d_predicted_output.dot(output_weights.T)
-        d_hidden_layer = error_hidden_layer * sigmoid_derivative(hidden_layer_activation)
-        output_weights += hidden_layer_activation.T.dot(d_predicted_output) * lr
-        output_bias += np.sum(d_predicted_output, axis=0, keepdims=True) * lr
-        hidden_weights += Xa.T.dot(d_hidden_layer) * lr
-        hidden_bias += np.sum(d_hidden_layer, axis=0, keepdims=True) * lr
-    return [hidden_weights, hidden_bias, output_weights, output_bias], predicted_output
-
-
 @pytest.fixture(scope="module")
 def straight() -> Trainer:
     """An uninterrupted 10,000-epoch run."""
@@ -81,7 +48,7 @@ def straight() -> Trainer:
 
 @pytest.fixture(scope="module")
 def article() -> tuple[list[np.ndarray], np.ndarray]:
-    return article_run()
+    return article_loop()
 
 
 def test_initial_weights_are_the_articles_draws():
