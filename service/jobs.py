@@ -9,7 +9,7 @@ from flask_smorest import abort
 
 import store
 from backprop import SpecError
-from store import JobStatus, queue
+from store import JobRecord, JobStatus, queue
 
 from . import budget
 from .auth import PUBLIC, current_tenant
@@ -30,15 +30,9 @@ from .schemas import (
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
 
 
-def job_view(record: dict) -> dict:
+def job_view(record: JobRecord) -> dict:
     """A stored job record as the API shows it."""
-    progress = record.get("progress") or {
-        "epoch": 0,
-        "epochs": record.get("epochs"),
-        "loss": None,
-        "val_loss": None,
-        "eta_seconds": None,
-    }
+    progress = record.get("progress") or store.idle_progress(record["epochs"])
     return {
         "id": record["id"],
         "status": record["status"],
@@ -55,7 +49,7 @@ def job_view(record: dict) -> dict:
     }
 
 
-def get_or_404(job_id: str) -> dict:
+def get_or_404(job_id: str) -> JobRecord:
     """The job's record; 404 when there is none or another tenant owns it."""
     record = store.get_job(redis_conn(), job_id)
     if record is None or not current_tenant().owns(record):
@@ -179,7 +173,7 @@ def body_hash() -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def created(record: dict):
+def created(record: JobRecord):
     return job_view(record), 202, {"Location": url_for("jobs.Job", job_id=record["id"])}
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from typing import TypedDict
 
 import numpy as np
 import redis
@@ -10,6 +11,20 @@ from .codecs import array_from_bytes, now_iso, npy_parts
 from .keys import dataset_array_key, dataset_key
 
 DATASET_FORMAT = "backprop.dataset/1"
+
+
+class DatasetRecord(TypedDict):
+    """A dataset's JSON record (``keys.dataset_key``); X and y are stored beside it as npy."""
+
+    id: str
+    tenant: str
+    rows: int
+    columns: int  # inputs
+    outputs: int  # targets
+    dtype: str
+    sha256: str
+    created_at: str
+    classes: list | None  # sorted distinct labels when y is one column of integers
 
 
 def dataset_sha256(X: np.ndarray, y: np.ndarray) -> str:
@@ -33,7 +48,7 @@ def dataset_id_for(tenant: str, sha256: str) -> str:
 
 def create_dataset(
     conn: redis.Redis, tenant: str, X: np.ndarray, y: np.ndarray, classes: list | None
-) -> tuple[dict, bool]:
+) -> tuple[DatasetRecord, bool]:
     """Store a dataset once: its arrays as npy and a JSON record, keyed by its content.
 
     Args:
@@ -49,7 +64,7 @@ def create_dataset(
     existing = get_dataset(conn, dataset_id)
     if existing is not None:
         return existing, False
-    record = {
+    record: DatasetRecord = {
         "id": dataset_id,
         "tenant": tenant,
         "rows": int(X.shape[0]),
@@ -72,7 +87,7 @@ def create_dataset(
     return get_dataset(conn, dataset_id) or record, False  # an identical upload won the race
 
 
-def get_dataset(conn: redis.Redis, dataset_id: str) -> dict | None:
+def get_dataset(conn: redis.Redis, dataset_id: str) -> DatasetRecord | None:
     """The dataset's record, or None when there is no such dataset."""
     raw = conn.get(dataset_key(dataset_id))
     return None if raw is None else json.loads(raw)

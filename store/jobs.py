@@ -4,6 +4,7 @@ indexes that list them; the start of an attempt and the end of a job."""
 import enum
 import json
 import time
+from typing import TypedDict
 
 import redis
 
@@ -38,6 +39,53 @@ class JobStatus(enum.StrEnum):
 FINAL_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
+class Progress(TypedDict):
+    """Where training stands, as the worker last flushed it."""
+
+    epoch: int
+    epochs: int
+    loss: float | None
+    val_loss: float | None
+    eta_seconds: float | None
+
+
+class JobError(TypedDict):
+    code: str  # diverged, timeout, crashed, invalid_spec, dataset_missing, internal_error, ...
+    message: str
+
+
+class JobRecord(TypedDict, total=False):
+    """A job's hash (``keys.job_key``), one JSON value per field; the API and workers share it.
+
+    ``create_job`` writes the first eight; the others appear as the job goes.
+    """
+
+    id: str
+    status: JobStatus
+    created_at: str
+    epochs: int
+    attempts: int
+    max_runtime_seconds: float | None
+    tenant: str
+    dataset_id: str | None
+    rq_job_id: str  # the current attempt's rq job, ``<id>-<enqueue number>``
+    enqueues: int
+    crashes: int
+    started_at: str | None
+    ended_at: str
+    progress: Progress
+    runtime_seconds: float
+    cancel_requested: bool
+    error: JobError
+    model_id: str | None
+    model_deleted: bool
+
+
+def idle_progress(epochs: int) -> Progress:
+    """The progress of a job no worker has reported on yet."""
+    return {"epoch": 0, "epochs": epochs, "loss": None, "val_loss": None, "eta_seconds": None}
+
+
 def create_job(
     conn: redis.Redis,
     job_id: str,
@@ -47,7 +95,7 @@ def create_job(
     max_runtime_seconds: float | None = None,
     tenant: str = "public",
     dataset_id: str | None = None,
-) -> dict:
+) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
     Args:
@@ -58,7 +106,7 @@ def create_job(
         tenant: the owner; only it (and admins) can see the job and its model.
         dataset_id: a stored dataset to train on; it is referenced, not copied.
     """
-    record = {
+    record: JobRecord = {
         "id": job_id,
         "status": JobStatus.QUEUED,
         "created_at": now_iso(),
@@ -83,7 +131,7 @@ def create_job(
     return record
 
 
-def get_job(conn: redis.Redis, job_id: str) -> dict | None:
+def get_job(conn: redis.Redis, job_id: str) -> JobRecord | None:
     """The job's record, or None when there is no such job."""
     raw = conn.hgetall(job_key(job_id))
     if not raw:
@@ -98,7 +146,7 @@ def update_job(conn, job_id: str, **fields) -> None:
 
 def list_jobs(
     conn: redis.Redis, limit: int, cursor: str | None = None, tenant: str | None = None
-) -> tuple[list, str | None]:
+) -> tuple[list[JobRecord], str | None]:
     """Jobs newest first: ``(records, next_cursor)``; the cursor is the last id returned.
 
     Args:

@@ -1,13 +1,33 @@
 """Trained models: the engine's npz bytes and a JSON description; never rewritten."""
 
 import json
+from typing import TypedDict
 
 import redis
 
 from .keys import job_key, model_key, model_meta_key
 
 
-def save_model(conn, model_id: str, blob: bytes, meta: dict) -> None:
+class ModelMeta(TypedDict):
+    """A model's JSON description (``keys.model_meta_key``); its id is its job's id."""
+
+    id: str
+    job_id: str
+    tenant: str
+    created_at: str
+    spec: dict  # the job's normalised spec, without its initial weights
+    n_inputs: int
+    n_outputs: int
+    n_params: int
+    final_loss: float | None
+    final_metrics: dict[str, float]
+    epochs_run: int
+    stopped_early: bool
+    best_epoch: int | None
+    classes: list | None  # targets "classes": the label of each output unit
+
+
+def save_model(conn, model_id: str, blob: bytes, meta: ModelMeta) -> None:
     """Store a model's bytes and its JSON description; models are never rewritten."""
     pipe = conn.pipeline(transaction=True)
     pipe.set(model_key(model_id), blob, nx=True)
@@ -15,7 +35,7 @@ def save_model(conn, model_id: str, blob: bytes, meta: dict) -> None:
     pipe.execute()
 
 
-def load_model_meta(conn: redis.Redis, model_id: str) -> dict | None:
+def load_model_meta(conn: redis.Redis, model_id: str) -> ModelMeta | None:
     raw = conn.get(model_meta_key(model_id))
     return None if raw is None else json.loads(raw)
 

@@ -11,7 +11,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from .jobs import JobStatus, update_job
+from .jobs import JobRecord, JobStatus, update_job
 from .keys import job_key
 
 QUEUE_NAME = "training"
@@ -33,7 +33,7 @@ def next_enqueue_number(conn: redis.Redis, job_id: str) -> int:
     return int(conn.hincrby(job_key(job_id), "enqueues", 1))
 
 
-def enqueue(conn, record: dict, at_front: bool = False) -> str:
+def enqueue(conn, record: JobRecord, at_front: bool = False) -> str:
     """Put the stored job ``record`` on the training queue and return the rq job id used.
 
     Args:
@@ -57,7 +57,7 @@ def enqueue(conn, record: dict, at_front: bool = False) -> str:
     return rq_id
 
 
-def requeue(conn, record: dict) -> str:
+def requeue(conn, record: JobRecord) -> str:
     """Put a job whose attempt was interrupted back in the queue, ahead of new jobs.
 
     The earlier attempt's entry, if rq still has it waiting, is taken out first, so the queue

@@ -73,7 +73,7 @@ class JobMonitor:
             self.checkpoint(now)
         return False
 
-    def progress(self, now: float) -> dict:
+    def progress(self, now: float) -> store.Progress:
         epoch, epochs = self.trainer.epoch, self.trainer.epochs
         done = epoch - self.start_epoch
         eta = (now - self.started) / done * (epochs - epoch) if done else None

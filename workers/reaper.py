@@ -18,7 +18,7 @@ from rq.job import JobStatus as RqStatus
 from rq.serializers import JSONSerializer
 
 import store
-from store import JobStatus, queue
+from store import JobRecord, JobStatus, queue
 
 from . import runtime
 from .progress import REDIS_ERRORS, StopReason
@@ -78,7 +78,7 @@ def rq_status(conn, rq_job_id: str | None) -> RqStatus | None:
         return None
 
 
-def orphaned(conn, job_id: str, record: dict) -> bool:
+def orphaned(conn, job_id: str, record: JobRecord) -> bool:
     if store.lease_holder(conn, job_id) is not None:
         return False
     if record["status"] == JobStatus.STARTED:
@@ -110,7 +110,7 @@ def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
     suspects.update(seen)
 
 
-def rescue(conn, record: dict, settings: Settings) -> None:
+def rescue(conn, record: JobRecord, settings: Settings) -> None:
     """Requeue an orphaned job, unless its workers keep dying on it: then it fails."""
     job_id = record["id"]
     crashes = store.count_crash(conn, job_id)
@@ -130,7 +130,9 @@ def rescue(conn, record: dict, settings: Settings) -> None:
     log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
 
 
-def enforce_cancel(conn, job_id: str, record: dict, stop_sent: set, settings: Settings) -> None:
+def enforce_cancel(
+    conn, job_id: str, record: JobRecord, stop_sent: set, settings: Settings
+) -> None:
     if record["status"] != JobStatus.STARTED or job_id in stop_sent:
         return
     asked = store.cancel_requested_at(conn, job_id)

@@ -13,7 +13,7 @@ from rq.timeouts import JobTimeoutException
 
 import store
 from backprop import CheckpointError, DivergenceError, SpecError, Trainer
-from store import FINAL_STATUSES, JobStatus, queue
+from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, queue
 
 from . import runtime
 from .progress import REDIS_ERRORS, JobMonitor, StopReason
@@ -75,7 +75,7 @@ def train_job(job_id: str) -> dict:
             _persist(lambda: store.release_lease(conn, job_id, owner))
 
 
-def _attempt(conn, job_id: str, record: dict, settings: Settings, owner: str) -> dict:
+def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: str) -> dict:
     spec = store.load_spec(conn, job_id)
     arrays = store.load_arrays(conn, job_id)
     dataset_id = record.get("dataset_id")
@@ -151,7 +151,7 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
     """Store the model (its id is the job's) and mark the job finished."""
     model = trainer.model()
     info = model.info
-    meta = {
+    meta: ModelMeta = {
         "id": job_id,
         "job_id": job_id,
         "tenant": tenant,
