@@ -233,8 +233,28 @@ def normalize(spec: dict) -> dict:
     return out
 
 
-def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
-    """``[{"W", "b"}, ...]`` as float64 arrays, after checking shapes against ``sizes``."""
+def as_dtype(array, dtype, path: str) -> np.ndarray:
+    """``array`` as a C-contiguous array of ``dtype``, after checking every value is finite in
+    it (a float64 1e39 is infinite as float32).
+
+    Raises:
+        SpecError: naming ``path`` and the position of the first value that is not.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(out).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        value = np.asarray(array)[index]
+        where = f"the value at {list(index)}"
+        if np.isfinite(value):
+            raise SpecError(path, f"{where}, {float(value):.6g}, is out of range for {out.dtype}")
+        raise SpecError(path, f"{where} is {value}, not a finite number")
+    return out
+
+
+def check_initial_weights(weights: list, sizes: list[int], dtype="float64") -> list[tuple]:
+    """``[{"W", "b"}, ...]`` as float64 arrays, after checking shapes against ``sizes`` and
+    that every value is finite in the network's ``dtype``."""
     _require(
         isinstance(weights, list) and len(weights) == len(sizes) - 1,
         "initial_weights",
@@ -247,8 +267,8 @@ def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
         b = np.asarray(entry["b"], dtype=np.float64).reshape(-1)
         _require(W.shape == (n_in, n_out), f"initial_weights.{i}.W", f"must be {n_in}x{n_out}")
         _require(b.shape == (n_out,), f"initial_weights.{i}.b", f"must have {n_out} values")
-        _require(bool(np.isfinite(W).all()), f"initial_weights.{i}.W", "must be finite")
-        _require(bool(np.isfinite(b).all()), f"initial_weights.{i}.b", "must be finite")
+        as_dtype(W, dtype, f"initial_weights.{i}.W")
+        as_dtype(b, dtype, f"initial_weights.{i}.b")
         out.append((W, b))
     return out
 
@@ -310,3 +330,19 @@ def check_targets(y: np.ndarray, loss: str | None, path: str) -> None:
                 f"each row must be a probability distribution (one-hot): values >= 0 that sum "
                 f"to 1; row {row} does not",
             )
+
+
+def check_dtype_range(spec: dict, X, y, path: str = "data") -> None:
+    """X and y of a normalised spec must be finite in its network dtype once preprocessed.
+
+    Standardised inputs are scaled in float64 first, and class labels are one-hot encoded,
+    so only raw values that reach the network as they are can overflow its dtype.
+
+    Raises:
+        SpecError: naming ``{path}.X`` or ``{path}.y``.
+    """
+    dtype = spec["network"]["dtype"]
+    if not spec["preprocessing"]["standardize"]:
+        as_dtype(X, dtype, f"{path}.X")
+    if spec["targets"] != "classes":
+        as_dtype(y, dtype, f"{path}.y")

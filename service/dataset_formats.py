@@ -15,6 +15,9 @@ from collections.abc import Collection
 
 import numpy as np
 
+from backprop.exceptions import SpecError
+from backprop.spec import as_dtype
+
 DTYPES = ("float64", "float32")
 # CSV rows are parsed this many at a time into a float64 block, then copied into X and y.
 BLOCK_ROWS = 4096
@@ -355,10 +358,10 @@ def _check_kind(array_dtype: np.dtype, name: str) -> None:
 
 
 def _finite(array: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
-    if not np.isfinite(array).all():
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise DatasetError("body", f"{name}[{row}, {col}] is not a finite {dtype} number.")
-    return array
+    try:
+        return as_dtype(array, dtype, name)
+    except SpecError as exc:
+        raise DatasetError("body", f"{name}: {exc.message}.") from None
 
 
 def _read_header(fp) -> tuple[tuple, bool, np.dtype]:
@@ -394,8 +397,8 @@ def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
     # Mapped, not read: only the columns taken below are copied into memory.
     order = "F" if fortran else "C"
     array = np.memmap(spool, array_dtype, "r", spool.tell(), shape, order)
-    X = _finite(_cast(array[:, x_cols], dtype), "X", dtype)
-    y = _finite(_cast(array[:, y_cols], dtype), "y", dtype)
+    X = _finite(array[:, x_cols], "X", dtype)
+    y = _finite(array[:, y_cols], "y", dtype)
     return X, y
 
 
@@ -426,4 +429,4 @@ def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
     if X.shape[0] != y.shape[0]:
         raise DatasetError("body", f"y has {y.shape[0]} rows, X has {X.shape[0]}.")
     _check_columns(X.shape[1] + y.shape[1], max_columns, "X and y together")
-    return _finite(_cast(X, dtype), "X", dtype), _finite(_cast(y, dtype), "y", dtype)
+    return _finite(X, "X", dtype), _finite(y, "y", dtype)

@@ -25,7 +25,14 @@ from backprop.preprocessing import (
     class_labels,
     target_columns,
 )
-from backprop.spec import DTYPES, SCHEDULES, check_data, check_initial_weights, normalize
+from backprop.spec import (
+    DTYPES,
+    SCHEDULES,
+    check_data,
+    check_dtype_range,
+    check_initial_weights,
+    normalize,
+)
 from store import JobStatus
 
 from .fields import Bool, Matrix, Number, Vector
@@ -238,6 +245,7 @@ def data_shape(spec: dict, X, y) -> dict:
     labels = spec["targets"] == "classes"
     n_outputs, loss = spec["network"]["layers"][-1]["units"], spec["training"]["loss"]
     X, y = check_data(X, y, n_outputs, labels=labels, loss=loss)
+    check_dtype_range(spec, X, y)
     classes = class_labels(y).tolist() if labels else None
     return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
 
@@ -266,14 +274,16 @@ def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
     if "X_val" in arrays:
         labels = spec["targets"] == "classes"
         loss = spec["training"]["loss"]
-        check_data(arrays["X_val"], arrays["y_val"], width, "training.validation", labels, loss)
+        path = "training.validation"
+        X_val, y_val = check_data(arrays["X_val"], arrays["y_val"], width, path, labels, loss)
+        check_dtype_range(spec, X_val, y_val, path)
         if arrays["X_val"].shape[1] != shape["columns"]:
             raise SpecError("training.validation.X", "must have as many columns as data.X")
         if classes is not None:
             Preprocessor(classes=classes).encode(arrays["y_val"], "training.validation.y")
     if spec.get("initial_weights"):
         sizes = [shape["columns"]] + [layer["units"] for layer in layers]
-        check_initial_weights(spec["initial_weights"], sizes)
+        check_initial_weights(spec["initial_weights"], sizes, spec["network"]["dtype"])
 
 
 class ErrorInfoSchema(Schema):

@@ -1,0 +1,144 @@
+"""Inputs that used to be accepted and then failed, or took a process down: validation sets
+outside the budget, NumPy files sized by the wrong dtype, jobs that can never train, and
+malformed numbers that were answered with 500.
+
+The Flask test client drives the real app against the real Redis of the session; jobs that
+must train are run by the worker's own task code in this process.
+"""
+
+import io
+
+import numpy as np
+import pytest
+
+from service import create_app
+from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
+from workers.tasks import train_job
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+@pytest.fixture
+def configured(redis_url, monkeypatch):
+    """Factory: a test client of an app with ``config`` on top of the test defaults."""
+    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
+    apps = []
+
+    def make(**config):
+        apps.append(create_app({"REDIS_URL": redis_url, "TESTING": True, **config}))
+        return apps[-1].test_client()
+
+    yield make
+    for app in apps:
+        # Closed here, not by the garbage collector: a 413's traceback keeps the app in a
+        # reference cycle, and sockets finalised in a cycle warn that they were left open.
+        app.extensions["redis"].close()
+
+
+@pytest.fixture
+def client(configured):
+    return configured()
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def npy_header(descr: str, shape: tuple) -> bytes:
+    """The header of an .npy file version 1.0 (no data after it) with any ``shape``."""
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape!r}, }}"
+    text += " " * (-(10 + len(text) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def as_binary(blob: bytes, **query) -> dict:
+    return {"data": blob, "content_type": "application/octet-stream", "query_string": query}
+
+
+# -- 1. validation rows are in the budget ---------------------------------------------------
+
+WIDE = [
+    {"units": 64, "activation": "relu"},
+    {"units": 64, "activation": "elu"},
+    {"units": 1, "activation": "sigmoid"},
+]
+
+
+def rows(n: int, width: int) -> list:
+    return np.random.default_rng(n).uniform(0, 1, (n, width)).round(3).tolist()
+
+
+def with_validation(n_val: int, *edits) -> dict:
+    return edited(
+        ("training.validation", {"X": rows(n_val, 2), "y": rows(n_val, 1)}),
+        ("network.layers", WIDE),
+        *edits,
+    )
+
+
+def dry_run(client, job) -> dict:
+    response = client.post("/v1/jobs?dry_run=true", json=job)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["estimate"]
+
+
+# -- 2. NumPy files are sized as stored --------------------------------------------------------
+
+
+# -- 3. jobs that could never train are refused at submit --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edits", "path"),
+    [
+        ((("data.X.0.0", 1e39),), "data.X"),
+        ((("data.y.0.0", -1e39),), "data.y"),
+        (
+            (("training.validation", {"X": [[0, 1e39]], "y": [[1]]}),),
+            "training.validation.X",
+        ),
+        (
+            (
+                (
+                    "initial_weights",
+                    [{"W": [[1e39, 0], [0, 0]], "b": [0, 0]}, {"W": [[0], [0]], "b": [0]}],
+                ),
+            ),
+            "initial_weights.0.W",
+        ),
+    ],
+)
+def test_values_that_overflow_the_network_dtype_are_422(client, redis_conn, edits, path):
+    job = edited(("network.dtype", "float32"), *edits)
+
+    body = assert_error(client.post("/v1/jobs", json=job), 422, path)
+
+    assert "float32" in body["errors"][path][0]
+    assert stored_keys(redis_conn) == []
+    job["network"]["dtype"] = "float64"
+    assert client.post("/v1/jobs", json=job).status_code == 202
+
+
+def test_standardized_inputs_may_be_large_in_float32(client):
+    """Standardising happens in float64 before the cast, so only the targets must fit."""
+    job = edited(
+        ("network.dtype", "float32"),
+        ("data.X", [[0, 1e39], [1, 2e39], [2, 3e39], [3, 4e39]]),
+        ("preprocessing", {"standardize": True}),
+    )
+    response = client.post("/v1/jobs", json=job)
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["id"]
+    assert train_job(job_id) == {"model_id": job_id, "epochs_run": 5}
+
+
+# -- 4. malformed numbers are 4xx, not 500 ----------------------------------------------------
+
+
+@pytest.fixture
+def model_id(client) -> str:
+    job_id = client.post("/v1/jobs", json=GOOD_JOB).get_json()["id"]
+    assert train_job(job_id) == {"model_id": job_id, "epochs_run": 5}
+    return job_id
