@@ -7,6 +7,7 @@ must train are run by the worker's own task code in this process.
 """
 
 import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -87,6 +88,47 @@ def dry_run(client, job) -> dict:
 # -- 2. NumPy files are sized as stored --------------------------------------------------------
 
 
+def test_an_npz_larger_as_stored_than_as_requested_is_413(configured, redis_conn):
+    client = configured(MAX_DATASET_BYTES=500_000)
+    # 800,000 bytes of float64 zeros in about a kilobyte; as float32 they would be 400,000.
+    blob = npz_bytes(X=np.zeros((20_000, 4)), y=np.zeros(20_000))
+    assert len(blob) < 5_000
+
+    response = client.post("/v1/datasets", **as_binary(blob, dtype="float32"))
+
+    assert_error(response, 413)
+    small = npz_bytes(X=np.zeros((2_000, 4)), y=np.zeros(2_000))
+    assert client.post("/v1/datasets", **as_binary(small, dtype="float32")).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("member", "array"),
+    [
+        ("X", np.zeros((3, 2), np.longdouble)),
+        ("y", np.zeros(3, np.complex128)),
+        ("X", np.zeros((3, 2), "U3")),
+        ("y", np.zeros(3, [("a", "<f8")])),
+    ],
+)
+def test_an_npz_of_an_unsupported_dtype_is_422_naming_the_member(client, redis_conn, member, array):
+    arrays = {"X": np.zeros((3, 2)), "y": np.zeros(3), member: array}
+    response = client.post("/v1/datasets", **as_binary(npz_bytes(**arrays)))
+
+    body = assert_error(response, 422, "body")
+    assert f"{member}.npy" in body["errors"]["body"][0]
+    assert str(array.dtype) in body["errors"]["body"][0]
+    assert stored_keys(redis_conn) == []
+
+
+def test_an_npy_of_float128_is_422(client, redis_conn):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((3, 2), np.longdouble))
+
+    response = client.post("/v1/datasets", **as_binary(buffer.getvalue(), target="1"))
+
+    assert "float128" in assert_error(response, 422, "body")["errors"]["body"][0]
+
+
 # -- 3. jobs that could never train are refused at submit --------------------------------
 
 
@@ -135,6 +177,26 @@ def test_standardized_inputs_may_be_large_in_float32(client):
 
 
 # -- 4. malformed numbers are 4xx, not 500 ----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(2**63, 2), (2**64 + 1, 3), (4, 2**63), (-1, 2), (2**40, 2**40)])
+def test_an_npy_header_of_an_impossible_shape_is_422(client, redis_conn, shape):
+    response = client.post("/v1/datasets", **as_binary(npy_header("<f8", shape), target="1"))
+
+    assert response.status_code in (413, 422), response.get_data(as_text=True)
+    assert_error(response, response.status_code, "body" if response.status_code == 422 else None)
+    assert stored_keys(redis_conn) == []
+
+
+def test_an_npz_member_of_an_impossible_shape_is_4xx(client, redis_conn):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", npy_header("<f8", (2**63, 2)))
+        archive.writestr("y.npy", npy_header("<f8", (3,)) + bytes(24))
+
+    response = client.post("/v1/datasets", **as_binary(buffer.getvalue()))
+
+    assert_error(response, 422, "body")
 
 
 @pytest.fixture
