@@ -233,6 +233,23 @@ def normalize(spec: dict) -> dict:
     return out
 
 
+def validation_rows(n_samples: int, fraction: float) -> int:
+    """How many of ``n_samples`` rows ``training.validation.fraction`` holds out: at least
+    one, and never every row.
+
+    Raises:
+        SpecError: naming the fraction when the split would leave no training row.
+    """
+    n_val = max(1, int(round(n_samples * fraction)))
+    if n_val >= n_samples:
+        raise SpecError(
+            "training.validation.fraction",
+            f"holds out {n_val} of the {n_samples} rows and leaves none to train on; "
+            f"give at least 2 rows",
+        )
+    return n_val
+
+
 def as_dtype(array, dtype, path: str) -> np.ndarray:
     """``array`` as a C-contiguous array of ``dtype``, after checking every value is finite in
     it (a float64 1e39 is infinite as float32).

@@ -18,7 +18,7 @@ from .network import Network
 from .optimizers import get_optimizer, schedule_lr
 from .preprocessing import Preprocessor, check_classes, class_labels
 from .serialization import pack, unpack
-from .spec import as_dtype, check_data, check_initial_weights, normalize
+from .spec import as_dtype, check_data, check_initial_weights, normalize, validation_rows
 
 CHECKPOINT_FORMAT = "backprop.checkpoint/2"
 
@@ -314,9 +314,7 @@ class Trainer:
 def _split(X, y, fraction: float, seed: int):
     """A seeded random hold-out: (X_train, y_train, X_val, y_val)."""
     n = X.shape[0]
-    n_val = max(1, int(round(n * fraction)))
-    if n_val >= n:
-        raise SpecError("training.validation.fraction", "leaves no training rows")
+    n_val = validation_rows(n, fraction)
     order = np.random.Generator(np.random.PCG64([seed, 2])).permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return X[train], y[train], X[val], y[val]

@@ -32,6 +32,7 @@ from backprop.spec import (
     check_dtype_range,
     check_initial_weights,
     normalize,
+    validation_rows,
 )
 from store import JobStatus
 
@@ -271,6 +272,9 @@ def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
         if classes is None:
             raise SpecError(y_path, "must be one column of integer class labels")
         check_classes(classes, layers)
+    validation = spec["training"]["validation"] or {}
+    if "fraction" in validation:
+        validation_rows(shape["rows"], validation["fraction"])
     if "X_val" in arrays:
         labels = spec["targets"] == "classes"
         loss = spec["training"]["loss"]

@@ -6,13 +6,16 @@ The Flask test client drives the real app against the real Redis of the session;
 must train are run by the worker's own task code in this process.
 """
 
+import copy
 import io
+import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 
-from service import create_app
+from backprop.trainer import Trainer
+from service import budget, create_app
 from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
 from workers.tasks import train_job
 
@@ -85,6 +88,84 @@ def dry_run(client, job) -> dict:
     return response.get_json()["estimate"]
 
 
+def test_dry_run_estimates_grow_with_validation_rows(client, redis_conn):
+    estimates = [dry_run(client, with_validation(n)) for n in (4, 400, 4000)]
+
+    memory = [e["memory_bytes"] for e in estimates]
+    flops = [e["total_flops"] for e in estimates]
+    assert memory[0] < memory[1] < memory[2]
+    params = estimates[0]["parameters"]
+    # A forward pass over the validation rows per epoch: 2 FLOPs per parameter and row.
+    assert flops[2] - flops[1] == 2 * (4000 - 400) * params * GOOD_JOB["training"]["epochs"]
+    # The 4,000 rows' activations: two 64-unit layers' logits and outputs (8 bytes each),
+    # elu's temporaries, and the arrays themselves (3 columns).
+    assert memory[2] - memory[1] > 3600 * 8 * (4 * 64 + 3)
+    assert stored_keys(redis_conn) == []
+
+
+def test_a_held_out_fraction_is_counted_as_validation_rows(client):
+    data = {"X": rows(100, 2), "y": rows(100, 1)}
+    plain = edited(("network.layers", WIDE), ("data", data), ("training.batch_size", 10))
+    held_out = copy.deepcopy(plain)
+    held_out["training"]["validation"] = {"fraction": 0.5}
+
+    without, with_fraction = dry_run(client, plain), dry_run(client, held_out)
+
+    params, epochs = without["parameters"], GOOD_JOB["training"]["epochs"]
+    assert without["total_flops"] == 6 * 100 * params * epochs
+    assert with_fraction["total_flops"] == (6 * 50 + 2 * 50) * params * epochs
+    assert with_fraction["memory_bytes"] > without["memory_bytes"]
+
+
+def test_the_estimate_covers_what_evaluating_the_validation_set_allocates():
+    """Measured, not assumed: the engine's peak while it scores the validation rows is within
+    the estimate's share for them."""
+    spec = with_validation(0)
+    spec["training"]["validation"] = None
+    X = np.asarray(rows(4, 2))
+    y = np.asarray(rows(4, 1))
+    X_val, y_val = np.asarray(rows(5000, 2)), np.asarray(rows(5000, 1))
+    trainer = Trainer(spec, X, y, (X_val, y_val))
+    trainer.evaluate(trainer.X_val, trainer.Y_val)  # the metrics' scratch, kept between epochs
+
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        trainer.evaluate(trainer.X_val, trainer.Y_val)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+
+    share = budget.evaluation_bytes(trainer.spec, 5000)
+    assert peak <= share
+    assert share < 2 * peak  # counted, not guessed high
+
+
+def test_a_validation_set_past_the_memory_limit_is_422_naming_it(configured, redis_conn):
+    client = configured(MAX_TRAINING_MEMORY_BYTES=2**20)
+    assert dry_run(client, with_validation(4))["memory_bytes"] < 2**20
+
+    response = client.post("/v1/jobs", json=with_validation(2000))
+    body = assert_error(response, 422, "training.validation.X")
+    assert "validation" in body["errors"]["training.validation.X"][0]
+    data = {"X": rows(4000, 2), "y": rows(4000, 1)}
+    response = client.post(
+        "/v1/jobs",
+        json=edited(
+            ("network.layers", WIDE),
+            ("data", data),
+            ("training.batch_size", 4),
+            ("training.validation", {"fraction": 0.5}),
+        ),
+    )
+    assert_error(response, 422, "training.validation.fraction")
+    assert stored_keys(redis_conn) == []
+
+
 # -- 2. NumPy files are sized as stored --------------------------------------------------------
 
 
@@ -130,6 +211,22 @@ def test_an_npy_of_float128_is_422(client, redis_conn):
 
 
 # -- 3. jobs that could never train are refused at submit --------------------------------
+
+
+def test_a_split_that_leaves_no_training_row_is_422_inline_and_from_a_dataset(client, redis_conn):
+    one_row = {"X": [[0, 1]], "y": [[1]]}
+    job = edited(("data", one_row), ("training.validation", {"fraction": 0.5}))
+
+    assert_error(client.post("/v1/jobs", json=job), 422, "training.validation.fraction")
+
+    dataset_id = client.post("/v1/datasets", json=one_row).get_json()["id"]
+    del job["data"]
+    job["dataset_id"] = dataset_id
+    assert_error(client.post("/v1/jobs", json=job), 422, "training.validation.fraction")
+    assert not redis_conn.keys("bp:job:*")
+    two_rows = edited(("data", {"X": [[0, 1], [1, 0]], "y": [[1], [0]]}))
+    two_rows["training"]["validation"] = {"fraction": 0.5}
+    assert client.post("/v1/jobs", json=two_rows).status_code == 202
 
 
 @pytest.mark.parametrize(
