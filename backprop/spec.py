@@ -13,7 +13,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .exceptions import SpecError
-from .initializers import SCHEMES
+from .initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
 from .optimizers import OPTIMIZERS
@@ -74,13 +74,15 @@ def _network(net: dict) -> dict:
     scheme = init.get("scheme", "glorot_uniform")
     _require(scheme in SCHEMES, "network.init.scheme", f"must be one of {list(SCHEMES)}")
     out_init = {"scheme": scheme}
+    bound = MAX_INIT_MAGNITUDE
     if scheme == "uniform":
-        out_init["low"] = _number(init.get("low", 0.0), "network.init.low")
-        out_init["high"] = _number(init.get("high", 1.0), "network.init.high")
+        out_init["low"] = _number(init.get("low", 0.0), "network.init.low", -bound, bound)
+        out_init["high"] = _number(init.get("high", 1.0), "network.init.high", -bound, bound)
         _require(out_init["high"] > out_init["low"], "network.init.high", "must be > low")
     elif scheme == "normal":
-        out_init["mean"] = _number(init.get("mean", 0.0), "network.init.mean")
-        out_init["std"] = _number(init.get("std", 1.0), "network.init.std", 0, low_open=True)
+        out_init["mean"] = _number(init.get("mean", 0.0), "network.init.mean", -bound, bound)
+        std = init.get("std", 1.0)
+        out_init["std"] = _number(std, "network.init.std", 0, bound, low_open=True)
     bias = init.get("bias", "scheme" if scheme in DRAWN_BIAS_SCHEMES else "zeros")
     _require(bias in ("zeros", "scheme"), "network.init.bias", "must be 'zeros' or 'scheme'")
     out_init["bias"] = bias

@@ -15,7 +15,7 @@ from marshmallow import (
 
 from backprop.activations import ACTIVATIONS
 from backprop.exceptions import SpecError
-from backprop.initializers import SCHEMES
+from backprop.initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import (
@@ -64,12 +64,17 @@ class LayerSchema(Schema):
     alpha = _positive(metadata={"description": "Slope or scale for leaky_relu and elu."})
 
 
+def _init_parameter(**kwargs):
+    bound = MAX_INIT_MAGNITUDE
+    return Number(validate=validate.Range(-bound, bound), **kwargs)
+
+
 class InitSchema(Schema):
     scheme = fields.String(required=True, validate=_one_of(SCHEMES))
-    low = Number()
-    high = Number()
-    mean = Number()
-    std = _positive()
+    low = _init_parameter()
+    high = _init_parameter()
+    mean = _init_parameter()
+    std = Number(validate=validate.Range(0, MAX_INIT_MAGNITUDE, min_inclusive=False))
     bias = fields.String(
         validate=validate.OneOf(["zeros", "scheme"]),
         metadata={"description": "Zeros, or drawn by the scheme (default for uniform/normal)."},

@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from backprop.initializers import MAX_INIT_MAGNITUDE
 from backprop.trainer import Trainer
 from service import budget, create_app
 from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
@@ -211,6 +212,29 @@ def test_an_npy_of_float128_is_422(client, redis_conn):
 
 
 # -- 3. jobs that could never train are refused at submit --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("init", "path"),
+    [
+        ({"scheme": "uniform", "low": -1e308, "high": 1e308}, "network.init.low"),
+        ({"scheme": "uniform", "low": 0, "high": MAX_INIT_MAGNITUDE * 2}, "network.init.high"),
+        ({"scheme": "normal", "mean": 0, "std": 1e308}, "network.init.std"),
+        ({"scheme": "normal", "mean": -1e300, "std": 1}, "network.init.mean"),
+    ],
+)
+def test_init_parameters_past_the_initializers_bound_are_422(client, redis_conn, init, path):
+    assert_error(client.post("/v1/jobs", json=edited(("network.init", init))), 422, path)
+    assert stored_keys(redis_conn) == []
+
+
+def test_init_parameters_at_the_bound_train(client):
+    init = {"scheme": "uniform", "low": -MAX_INIT_MAGNITUDE, "high": MAX_INIT_MAGNITUDE}
+    job = edited(("network.init", init), ("network.dtype", "float32"))
+    response = client.post("/v1/jobs", json=job)
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["id"]
+    assert train_job(job_id) == {"model_id": job_id, "epochs_run": 5}
 
 
 def test_a_split_that_leaves_no_training_row_is_422_inline_and_from_a_dataset(client, redis_conn):
