@@ -8,6 +8,7 @@ must train are run by the worker's own task code in this process.
 
 import copy
 import io
+import json
 import tracemalloc
 import zipfile
 
@@ -325,3 +326,30 @@ def model_id(client) -> str:
     job_id = client.post("/v1/jobs", json=GOOD_JOB).get_json()["id"]
     assert train_job(job_id) == {"model_id": job_id, "epochs_run": 5}
     return job_id
+
+
+@pytest.mark.parametrize(
+    "length", ["²", "٣", "+3", " 3", "3 ", "-0", "1_0", "0x10", "", "9" * 5000, "0" * 5000 + "1"]
+)
+def test_a_header_length_that_is_not_ascii_digits_is_400(client, model_id, length):
+    body = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [0, 1]}]}
+    ).encode()
+
+    response = client.post(
+        f"/v2/models/{model_id}/infer",
+        data=body,
+        content_type="application/json",
+        headers={HEADER_LENGTH: length},
+    )
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert set(response.get_json()) == {"error"}
+    assert HEADER_LENGTH in response.get_json()["error"]
+    ok = client.post(
+        f"/v2/models/{model_id}/infer",
+        data=body,
+        content_type="application/json",
+        headers={HEADER_LENGTH: str(len(body))},
+    )
+    assert ok.status_code == 200
