@@ -362,7 +362,8 @@ class JobListSchema(Schema):
 class HistoryQuerySchema(Schema):
     offset = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0),
+        # A job records at most one entry per epoch.
+        validate=validate.Range(0, MAX_EPOCHS),
         metadata={"description": "Entries to skip: the epochs already read."},
     )
     limit = fields.Integer(

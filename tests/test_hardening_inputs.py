@@ -18,6 +18,7 @@ import pytest
 from backprop.initializers import MAX_INIT_MAGNITUDE
 from backprop.trainer import Trainer
 from service import budget, create_app
+from service.schemas import MAX_EPOCHS
 from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
 from workers.tasks import train_job
 
@@ -353,3 +354,13 @@ def test_a_header_length_that_is_not_ascii_digits_is_400(client, model_id, lengt
         headers={HEADER_LENGTH: str(len(body))},
     )
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("offset", [2**60, 2**63, 10**30, MAX_EPOCHS + 1])
+def test_a_history_offset_past_max_epochs_is_422(client, model_id, offset):
+    response = client.get(f"/v1/jobs/{model_id}/history", query_string={"offset": offset})
+
+    assert_error(response, 422, "offset")
+    last = client.get(f"/v1/jobs/{model_id}/history", query_string={"offset": MAX_EPOCHS})
+    assert last.status_code == 200
+    assert last.get_json()["epoch"] == []
