@@ -18,6 +18,10 @@ SCHEMES = (
     "he_normal",
     "lecun_normal",
 )
+# The most |low|, |high|, |mean| and std may be. Draws and high - low then stay finite in
+# every network dtype (float32 ends at 3.4e38), and a weight of a million already saturates
+# every unit it feeds.
+MAX_INIT_MAGNITUDE = 1e6
 
 
 def draw(rng: np.random.RandomState, init: dict, shape: tuple[int, ...], fan_in: int, fan_out: int):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .exceptions import SpecError
-from .initializers import SCHEMES
+from .initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
 from .optimizers import OPTIMIZERS
@@ -74,13 +74,15 @@ def _network(net: dict) -> dict:
     scheme = init.get("scheme", "glorot_uniform")
     _require(scheme in SCHEMES, "network.init.scheme", f"must be one of {list(SCHEMES)}")
     out_init = {"scheme": scheme}
+    bound = MAX_INIT_MAGNITUDE
     if scheme == "uniform":
-        out_init["low"] = _number(init.get("low", 0.0), "network.init.low")
-        out_init["high"] = _number(init.get("high", 1.0), "network.init.high")
+        out_init["low"] = _number(init.get("low", 0.0), "network.init.low", -bound, bound)
+        out_init["high"] = _number(init.get("high", 1.0), "network.init.high", -bound, bound)
         _require(out_init["high"] > out_init["low"], "network.init.high", "must be > low")
     elif scheme == "normal":
-        out_init["mean"] = _number(init.get("mean", 0.0), "network.init.mean")
-        out_init["std"] = _number(init.get("std", 1.0), "network.init.std", 0, low_open=True)
+        out_init["mean"] = _number(init.get("mean", 0.0), "network.init.mean", -bound, bound)
+        std = init.get("std", 1.0)
+        out_init["std"] = _number(std, "network.init.std", 0, bound, low_open=True)
     bias = init.get("bias", "scheme" if scheme in DRAWN_BIAS_SCHEMES else "zeros")
     _require(bias in ("zeros", "scheme"), "network.init.bias", "must be 'zeros' or 'scheme'")
     out_init["bias"] = bias
@@ -233,8 +235,45 @@ def normalize(spec: dict) -> dict:
     return out
 
 
-def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
-    """``[{"W", "b"}, ...]`` as float64 arrays, after checking shapes against ``sizes``."""
+def validation_rows(n_samples: int, fraction: float) -> int:
+    """How many of ``n_samples`` rows ``training.validation.fraction`` holds out: at least
+    one, and never every row.
+
+    Raises:
+        SpecError: naming the fraction when the split would leave no training row.
+    """
+    n_val = max(1, int(round(n_samples * fraction)))
+    if n_val >= n_samples:
+        raise SpecError(
+            "training.validation.fraction",
+            f"holds out {n_val} of the {n_samples} rows and leaves none to train on; "
+            f"give at least 2 rows",
+        )
+    return n_val
+
+
+def as_dtype(array, dtype, path: str) -> np.ndarray:
+    """``array`` as a C-contiguous array of ``dtype``, after checking every value is finite in
+    it (a float64 1e39 is infinite as float32).
+
+    Raises:
+        SpecError: naming ``path`` and the position of the first value that is not.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(out).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        value = np.asarray(array)[index]
+        where = f"the value at {list(index)}"
+        if np.isfinite(value):
+            raise SpecError(path, f"{where}, {float(value):.6g}, is out of range for {out.dtype}")
+        raise SpecError(path, f"{where} is {value}, not a finite number")
+    return out
+
+
+def check_initial_weights(weights: list, sizes: list[int], dtype="float64") -> list[tuple]:
+    """``[{"W", "b"}, ...]`` as float64 arrays, after checking shapes against ``sizes`` and
+    that every value is finite in the network's ``dtype``."""
     _require(
         isinstance(weights, list) and len(weights) == len(sizes) - 1,
         "initial_weights",
@@ -247,8 +286,8 @@ def check_initial_weights(weights: list, sizes: list[int]) -> list[tuple]:
         b = np.asarray(entry["b"], dtype=np.float64).reshape(-1)
         _require(W.shape == (n_in, n_out), f"initial_weights.{i}.W", f"must be {n_in}x{n_out}")
         _require(b.shape == (n_out,), f"initial_weights.{i}.b", f"must have {n_out} values")
-        _require(bool(np.isfinite(W).all()), f"initial_weights.{i}.W", "must be finite")
-        _require(bool(np.isfinite(b).all()), f"initial_weights.{i}.b", "must be finite")
+        as_dtype(W, dtype, f"initial_weights.{i}.W")
+        as_dtype(b, dtype, f"initial_weights.{i}.b")
         out.append((W, b))
     return out
 
@@ -310,3 +349,19 @@ def check_targets(y: np.ndarray, loss: str | None, path: str) -> None:
                 f"each row must be a probability distribution (one-hot): values >= 0 that sum "
                 f"to 1; row {row} does not",
             )
+
+
+def check_dtype_range(spec: dict, X, y, path: str = "data") -> None:
+    """X and y of a normalised spec must be finite in its network dtype once preprocessed.
+
+    Standardised inputs are scaled in float64 first, and class labels are one-hot encoded,
+    so only raw values that reach the network as they are can overflow its dtype.
+
+    Raises:
+        SpecError: naming ``{path}.X`` or ``{path}.y``.
+    """
+    dtype = spec["network"]["dtype"]
+    if not spec["preprocessing"]["standardize"]:
+        as_dtype(X, dtype, f"{path}.X")
+    if spec["targets"] != "classes":
+        as_dtype(y, dtype, f"{path}.y")

@@ -18,7 +18,7 @@ from .network import Network
 from .optimizers import get_optimizer, schedule_lr
 from .preprocessing import Preprocessor, check_classes, class_labels
 from .serialization import pack, unpack
-from .spec import check_data, check_initial_weights, normalize
+from .spec import as_dtype, check_data, check_initial_weights, normalize, validation_rows
 
 CHECKPOINT_FORMAT = "backprop.checkpoint/2"
 
@@ -69,16 +69,18 @@ class Trainer:
         if Xv is not None:
             Xv = self.preprocessor.transform(Xv)
             yv = self.preprocessor.encode(yv, "training.validation.y")
-        self.X = np.ascontiguousarray(X, dtype=self.dtype)
-        self.Y = np.ascontiguousarray(y, dtype=self.dtype)
-        self.X_val = None if Xv is None else np.ascontiguousarray(Xv, dtype=self.dtype)
-        self.Y_val = None if yv is None else np.ascontiguousarray(yv, dtype=self.dtype)
+        # Finite in float64 is not finite in float32: 1e39 would only show as a divergence.
+        self.X = as_dtype(X, self.dtype, "data.X")
+        self.Y = as_dtype(y, self.dtype, "data.y")
+        val_path = "training.validation" if validation_data is not None else "data"
+        self.X_val = None if Xv is None else as_dtype(Xv, self.dtype, f"{val_path}.X")
+        self.Y_val = None if yv is None else as_dtype(yv, self.dtype, f"{val_path}.y")
 
         self.loss = get_loss(tr)
         fused = self.fused
         sizes = [self.X.shape[1]] + [layer["units"] for layer in net["layers"]]
         if self.spec.get("initial_weights") is not None:
-            params = check_initial_weights(self.spec["initial_weights"], sizes)
+            params = check_initial_weights(self.spec["initial_weights"], sizes, self.dtype)
         else:
             params = initial_parameters(net["init"], seed, sizes)
         self.network = Network(sizes[0], net["layers"], self.dtype, params, keep_logits=fused)
@@ -312,9 +314,7 @@ class Trainer:
 def _split(X, y, fraction: float, seed: int):
     """A seeded random hold-out: (X_train, y_train, X_val, y_val)."""
     n = X.shape[0]
-    n_val = max(1, int(round(n * fraction)))
-    if n_val >= n:
-        raise SpecError("training.validation.fraction", "leaves no training rows")
+    n_val = validation_rows(n, fraction)
     order = np.random.Generator(np.random.PCG64([seed, 2])).permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return X[train], y[train], X[val], y[val]

@@ -8,12 +8,16 @@ of the chosen dtype, C-contiguous, finite.
 import codecs
 import csv
 import io
+import math
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Collection
 
 import numpy as np
+
+from backprop.exceptions import SpecError
+from backprop.spec import as_dtype
 
 DTYPES = ("float64", "float32")
 # CSV rows are parsed this many at a time into a float64 block, then copied into X and y.
@@ -304,6 +308,10 @@ def _cast(values, dtype: np.dtype) -> np.ndarray:
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+# float128 (longdouble) is a float too, but neither dtype we store needs its range.
+MAX_ITEMSIZE = 8
+# Elements an array may have before its byte count overflows NumPy's index type (int64).
+MAX_ARRAY_ELEMENTS = 2**63 // MAX_ITEMSIZE
 
 
 def read_numpy(
@@ -343,37 +351,51 @@ def read_numpy(
     raise DatasetError("body", "Send NumPy's .npy or .npz format as application/octet-stream.")
 
 
-def _check_size(shapes, dtype: np.dtype, max_bytes: int | None) -> None:
-    total = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes) * dtype.itemsize
-    if max_bytes is not None and total > max_bytes:
+def _check_size(headers, dtype: np.dtype, max_bytes: int | None) -> None:
+    """The arrays of ``headers`` (``[(shape, stored dtype)]``) fit ``max_bytes`` both as
+    stored (loading reads them whole) and as converted to ``dtype``."""
+    if max_bytes is None:
+        return
+    stored = sum(math.prod(shape) * array_dtype.itemsize for shape, array_dtype in headers)
+    converted = sum(math.prod(shape) for shape, _ in headers) * dtype.itemsize
+    if stored > max_bytes or converted > max_bytes:
         raise DatasetTooLarge(max_bytes)
 
 
-def _check_kind(array_dtype: np.dtype, name: str) -> None:
-    if array_dtype.kind not in NUMERIC_KINDS or array_dtype.hasobject:
-        raise DatasetError("body", f"{name} must hold numbers, not {array_dtype}.")
-
-
 def _finite(array: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
-    if not np.isfinite(array).all():
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise DatasetError("body", f"{name}[{row}, {col}] is not a finite {dtype} number.")
-    return array
+    try:
+        return as_dtype(array, dtype, name)
+    except SpecError as exc:
+        raise DatasetError("body", f"{name}: {exc.message}.") from None
 
 
-def _read_header(fp) -> tuple[tuple, bool, np.dtype]:
-    """``(shape, fortran_order, dtype)`` from an .npy header, before any data is allocated."""
+def _read_header(fp, name: str) -> tuple[tuple, bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from an .npy header, before any data is allocated,
+    after checking that the shape is one an array can have and the dtype one we convert.
+
+    Args:
+        name: how the uploader knows the array, for messages.
+    """
     version = np.lib.format.read_magic(fp)
     if version == (1, 0):
         shape, fortran, array_dtype = np.lib.format.read_array_header_1_0(fp)
     else:
         shape, fortran, array_dtype = np.lib.format.read_array_header_2_0(fp)
+    # NumPy takes any integers here: a dimension of 2**63 overflows its index type, a
+    # negative one is no size at all.
+    if any(n < 0 for n in shape) or math.prod(shape) >= MAX_ARRAY_ELEMENTS:
+        raise DatasetError("body", f"{name} has the shape {shape}, which no array can have.")
+    if not (array_dtype.kind in NUMERIC_KINDS and array_dtype.itemsize <= MAX_ITEMSIZE):
+        raise DatasetError(
+            "body",
+            f"{name} holds {array_dtype} values; send booleans, integers or floats "
+            f"of at most 64 bits.",
+        )
     return shape, fortran, array_dtype
 
 
 def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns):
-    shape, fortran, array_dtype = _read_header(spool)
-    _check_kind(array_dtype, "The array")
+    shape, fortran, array_dtype = _read_header(spool, "The array")
     if len(shape) != 2 or shape[0] == 0 or shape[1] < 2:
         raise DatasetError(
             "body", f"The .npy array must be 2-D with rows and at least two columns, not {shape}."
@@ -390,21 +412,20 @@ def _from_npy(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
     x_cols = [i for i in range(n_cols) if i not in targeted]
     if not x_cols:
         raise DatasetError("target", "Every column is a target; at least one must be an input.")
-    _check_size([shape], dtype, max_bytes)
-    # Mapped, not read: only the columns taken below are copied into memory.
+    # Mapped, not read; the columns taken below are copied as stored, then converted.
+    _check_size([(shape, array_dtype)], dtype, max_bytes)
     order = "F" if fortran else "C"
     array = np.memmap(spool, array_dtype, "r", spool.tell(), shape, order)
-    X = _finite(_cast(array[:, x_cols], dtype), "X", dtype)
-    y = _finite(_cast(array[:, y_cols], dtype), "y", dtype)
+    X = _finite(array[:, x_cols], "X", dtype)
+    y = _finite(array[:, y_cols], "y", dtype)
     return X, y
 
 
-def _npz_member_shape(npz, name: str) -> tuple:
-    """The shape in an .npz member's header, read before any data is allocated."""
+def _npz_member_header(npz, name: str) -> tuple[tuple, np.dtype]:
+    """The shape and stored dtype in an .npz member's header, read before any data is."""
     with npz.zip.open(f"{name}.npy") as member:
-        shape, _, array_dtype = _read_header(member)
-    _check_kind(array_dtype, name)
-    return shape
+        shape, _, array_dtype = _read_header(member, f"The .npz member {name}.npy")
+    return shape, array_dtype
 
 
 def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns):
@@ -415,7 +436,7 @@ def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
             raise DatasetError(
                 "body", f"The .npz must hold exactly the arrays X and y; it holds {npz.files}."
             )
-        _check_size([_npz_member_shape(npz, name) for name in ("X", "y")], dtype, max_bytes)
+        _check_size([_npz_member_header(npz, name) for name in ("X", "y")], dtype, max_bytes)
         X, y = npz["X"], npz["y"]
     if y.ndim == 1:
         y = y.reshape(-1, 1)
@@ -426,4 +447,4 @@ def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
     if X.shape[0] != y.shape[0]:
         raise DatasetError("body", f"y has {y.shape[0]} rows, X has {X.shape[0]}.")
     _check_columns(X.shape[1] + y.shape[1], max_columns, "X and y together")
-    return _finite(_cast(X, dtype), "X", dtype), _finite(_cast(y, dtype), "y", dtype)
+    return _finite(X, "X", dtype), _finite(y, "y", dtype)

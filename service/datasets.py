@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 import store
 from backprop import SpecError
 from backprop.preprocessing import class_labels
+from backprop.spec import as_dtype
 
 from . import errors
 from .auth import current_tenant
@@ -61,12 +62,10 @@ def read_json(dtype: str, max_columns: int) -> tuple[np.ndarray, np.ndarray]:
     width = data["X"].shape[1] + data["y"].shape[1]
     if width > max_columns:
         abort(422, errors={"X": [f"X and y have {width:,} columns; at most {max_columns:,}."]})
-    with np.errstate(over="ignore"):
-        X, y = data["X"].astype(dtype), data["y"].astype(dtype)
-    for name, array in (("X", X), ("y", y)):
-        if not np.isfinite(array).all():
-            abort(422, errors={name: [f"A value is out of range for {dtype}."]})
-    return X, y
+    try:
+        return as_dtype(data["X"], dtype, "X"), as_dtype(data["y"], dtype, "y")
+    except SpecError as exc:
+        abort(422, errors={exc.path: [exc.message]})
 
 
 def labels_of(y: np.ndarray) -> list | None:

@@ -175,13 +175,7 @@ def read_body() -> tuple[dict, memoryview]:
             f"{request.mimetype}."
         )
     body = request.get_data(cache=False)
-    length = request.headers.get(HEADER_LENGTH)
-    if length is None:
-        n = len(body)
-    elif length.isdigit() and int(length) <= len(body):
-        n = int(length)
-    else:
-        raise BadRequest(f"{HEADER_LENGTH} must be a byte count within the body's {len(body)}.")
+    n = header_length(request.headers.get(HEADER_LENGTH), len(body))
     try:
         header = json.loads(body[:n])
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, or nested too deep
@@ -191,6 +185,20 @@ def read_body() -> tuple[dict, memoryview]:
     if "id" in header and not isinstance(header["id"], str):
         raise BadRequest("id must be a string.")
     return header, memoryview(body)[n:]
+
+
+def header_length(value: str | None, body_size: int) -> int:
+    """The JSON header's length from ``Inference-Header-Content-Length``; the whole body
+    without it. 400 unless it is a decimal byte count within the body."""
+    if value is None:
+        return body_size
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and no more of
+    # them than the body's size has, so int() never meets thousands of digits.
+    if value.isascii() and value.isdigit() and len(value) <= len(str(body_size)):
+        n = int(value)
+        if n <= body_size:
+            return n
+    raise BadRequest(f"{HEADER_LENGTH} must be a byte count within the body's {body_size}.")
 
 
 def read_input(header: dict, tail: memoryview, n_inputs: int, max_rows: int) -> np.ndarray:

@@ -95,7 +95,8 @@ class Jobs(MethodView):
         dataset_id = job["dataset_id"]
         if dataset_id is not None:
             shape = dataset_shape(dataset_id, spec, arrays)
-        cost = budget.estimate(spec, shape["rows"], shape["columns"])
+        n_val = len(arrays["X_val"]) if "X_val" in arrays else 0
+        cost = budget.estimate(spec, shape["rows"], shape["columns"], n_val)
         over = budget.violations(cost, config)
         if over:
             abort(422, errors=over)

@@ -15,7 +15,7 @@ from marshmallow import (
 
 from backprop.activations import ACTIVATIONS
 from backprop.exceptions import SpecError
-from backprop.initializers import SCHEMES
+from backprop.initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import (
@@ -25,7 +25,15 @@ from backprop.preprocessing import (
     class_labels,
     target_columns,
 )
-from backprop.spec import DTYPES, SCHEDULES, check_data, check_initial_weights, normalize
+from backprop.spec import (
+    DTYPES,
+    SCHEDULES,
+    check_data,
+    check_dtype_range,
+    check_initial_weights,
+    normalize,
+    validation_rows,
+)
 from store import JobStatus
 
 from .fields import Bool, Matrix, Number, Vector
@@ -56,12 +64,17 @@ class LayerSchema(Schema):
     alpha = _positive(metadata={"description": "Slope or scale for leaky_relu and elu."})
 
 
+def _init_parameter(**kwargs):
+    bound = MAX_INIT_MAGNITUDE
+    return Number(validate=validate.Range(-bound, bound), **kwargs)
+
+
 class InitSchema(Schema):
     scheme = fields.String(required=True, validate=_one_of(SCHEMES))
-    low = Number()
-    high = Number()
-    mean = Number()
-    std = _positive()
+    low = _init_parameter()
+    high = _init_parameter()
+    mean = _init_parameter()
+    std = Number(validate=validate.Range(0, MAX_INIT_MAGNITUDE, min_inclusive=False))
     bias = fields.String(
         validate=validate.OneOf(["zeros", "scheme"]),
         metadata={"description": "Zeros, or drawn by the scheme (default for uniform/normal)."},
@@ -238,6 +251,7 @@ def data_shape(spec: dict, X, y) -> dict:
     labels = spec["targets"] == "classes"
     n_outputs, loss = spec["network"]["layers"][-1]["units"], spec["training"]["loss"]
     X, y = check_data(X, y, n_outputs, labels=labels, loss=loss)
+    check_dtype_range(spec, X, y)
     classes = class_labels(y).tolist() if labels else None
     return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
 
@@ -263,17 +277,22 @@ def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
         if classes is None:
             raise SpecError(y_path, "must be one column of integer class labels")
         check_classes(classes, layers)
+    validation = spec["training"]["validation"] or {}
+    if "fraction" in validation:
+        validation_rows(shape["rows"], validation["fraction"])
     if "X_val" in arrays:
         labels = spec["targets"] == "classes"
         loss = spec["training"]["loss"]
-        check_data(arrays["X_val"], arrays["y_val"], width, "training.validation", labels, loss)
+        path = "training.validation"
+        X_val, y_val = check_data(arrays["X_val"], arrays["y_val"], width, path, labels, loss)
+        check_dtype_range(spec, X_val, y_val, path)
         if arrays["X_val"].shape[1] != shape["columns"]:
             raise SpecError("training.validation.X", "must have as many columns as data.X")
         if classes is not None:
             Preprocessor(classes=classes).encode(arrays["y_val"], "training.validation.y")
     if spec.get("initial_weights"):
         sizes = [shape["columns"]] + [layer["units"] for layer in layers]
-        check_initial_weights(spec["initial_weights"], sizes)
+        check_initial_weights(spec["initial_weights"], sizes, spec["network"]["dtype"])
 
 
 class ErrorInfoSchema(Schema):
@@ -343,7 +362,8 @@ class JobListSchema(Schema):
 class HistoryQuerySchema(Schema):
     offset = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0),
+        # A job records at most one entry per epoch.
+        validate=validate.Range(0, MAX_EPOCHS),
         metadata={"description": "Entries to skip: the epochs already read."},
     )
     limit = fields.Integer(
