@@ -8,12 +8,18 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 import store
-from backprop import SpecError
-from store import JobRecord, JobStatus, queue
+from store import JobRecord, JobStatus
 
-from . import budget
+from . import submission
 from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
+from .exceptions import (
+    IdempotencyKeyReused,
+    IdempotentRequestInFlight,
+    InvalidJob,
+    ServiceError,
+    TooManyActiveJobs,
+)
 from .extensions import limiter, redis_conn
 from .schemas import (
     DryRunSchema,
@@ -24,7 +30,6 @@ from .schemas import (
     JobListSchema,
     JobSchema,
     SubmitQuerySchema,
-    check_job_data,
 )
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
@@ -91,81 +96,33 @@ class Jobs(MethodView):
         returns the same job for 24 hours; with another body it answers 409.
         """
         config = current_app.config
-        spec, arrays, shape = job["spec"], job["arrays"], job["shape"]
-        dataset_id = job["dataset_id"]
-        if dataset_id is not None:
-            shape = dataset_shape(dataset_id, spec, arrays)
-        n_val = len(arrays["X_val"]) if "X_val" in arrays else 0
-        cost = budget.estimate(spec, shape["rows"], shape["columns"], n_val)
-        over = budget.violations(cost, config)
-        if over:
-            abort(422, errors=over)
-        max_runtime = job["max_runtime_seconds"] or config["DEFAULT_MAX_RUNTIME_SECONDS"]
-        if max_runtime > config["MAX_RUNTIME_SECONDS"]:
-            limit = config["MAX_RUNTIME_SECONDS"]
-            abort(422, errors={"training.max_runtime_seconds": [f"Must be at most {limit}."]})
-        if query["dry_run"]:
-            names = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
-            limits = {name.lower(): config[name] for name in names}
-            # A Response of its own: flask-smorest would dump a dict with the 202 JobSchema.
-            return jsonify(DryRunSchema().dump({"valid": True, "estimate": cost, "limits": limits}))
-
         conn = redis_conn()
-        tenant = current_tenant().name
-        job_id = store.new_id()
-        key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            if not 1 <= len(key) <= 200:
-                abort(422, errors={"Idempotency-Key": ["Must be 1 to 200 characters."]})
-            digest = body_hash()
-            prior = store.remember_idempotent(conn, tenant, key, digest, job_id)
-            if prior is not None:
-                if prior["hash"] != digest:
-                    abort(409, message="This Idempotency-Key was used with a different body.")
-                record = store.get_job(conn, prior["job_id"])
-                if record is None:
-                    abort(
-                        409,
-                        message="A request with this Idempotency-Key is still being handled.",
-                        headers={"Retry-After": "1"},
-                    )
-                return created(record)
-        cap = config["MAX_ACTIVE_JOBS"]
-        epochs = spec["training"]["epochs"]
+        tenant = current_tenant()
         try:
-            if not store.reserve_job_slot(conn, tenant, job_id, cap):
-                abort(
-                    429,
-                    message=f"Too many active jobs: at most {cap} queued or started at once.",
-                    headers={"Retry-After": "30"},
-                )
-            record = store.create_job(
-                conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
+            plan = submission.plan(conn, job, tenant, config)
+            if query["dry_run"]:
+                # A Response of its own: flask-smorest would dump it with the 202 JobSchema.
+                return jsonify(DryRunSchema().dump(submission.dry_run(plan, config)))
+            key = request.headers.get("Idempotency-Key")
+            idempotency = None if key is None else (key, body_hash())
+            record = submission.submit(
+                conn, plan, tenant.name, config["MAX_ACTIVE_JOBS"], idempotency
             )
-        except BaseException:
-            # Refused, or failed before the job was stored: a retry must find the key and the
-            # slot free again.
-            store.release_job_slot(conn, tenant, job_id)
-            if key is not None:
-                store.forget_idempotent(conn, tenant, key, job_id)
-            raise
-        # Stored but not yet queued, should this fail: the reaper queues it (no rq entry).
-        queue.enqueue(conn, record)
-        if key is not None:
-            store.confirm_idempotent(conn, tenant, key)
+        except ServiceError as exc:
+            status, headers = REFUSALS[type(exc)]
+            # With field errors, the error handler words the message from the first of them.
+            message = None if exc.errors else exc.message
+            abort(status, message=message, errors=exc.errors, headers=headers)
         return created(record)
 
 
-def dataset_shape(dataset_id: str, spec: dict, arrays: dict) -> dict:
-    """The shape of the caller's dataset, checked against the job; 422 naming the field."""
-    record = store.get_dataset(redis_conn(), dataset_id)
-    if record is None or not current_tenant().owns(record):
-        abort(422, errors={"dataset_id": [f"No dataset {dataset_id}."]})
-    try:
-        check_job_data(spec, record, arrays, "dataset_id")
-    except SpecError as exc:
-        abort(422, errors={exc.path: [exc.message]})
-    return record
+# How the API answers each refusal of a submission: status and headers.
+REFUSALS = {
+    InvalidJob: (422, None),
+    IdempotencyKeyReused: (409, None),
+    IdempotentRequestInFlight: (409, {"Retry-After": "1"}),
+    TooManyActiveJobs: (429, {"Retry-After": "30"}),
+}
 
 
 def body_hash() -> str:

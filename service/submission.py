@@ -1,0 +1,163 @@
+"""Accepting a training job: check it against its data and the limits, then store and queue it.
+
+Plain arguments in, a stored job record (or an estimate) out, typed errors
+(``service.exceptions``) for every refusal: no Flask here, so the logic is testable without
+HTTP and other features (sweeps, webhooks) can submit jobs the same way.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+import store
+from backprop import SpecError
+from store import JobRecord, queue
+
+from . import budget
+from .auth import Tenant
+from .exceptions import (
+    IdempotencyKeyReused,
+    IdempotentRequestInFlight,
+    InvalidJob,
+    TooManyActiveJobs,
+)
+from .schemas import check_job_data
+
+IDEMPOTENCY_KEY_LENGTH = (1, 200)
+BUDGET_LIMITS = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A job checked and costed, ready to be stored.
+
+    Attributes:
+        spec: the normalised spec; arrays: its inline arrays (npy-able).
+        dataset_id: the stored dataset it trains on, or None for inline data.
+        cost: ``budget.estimate``'s figures; max_runtime_seconds: its runtime cap.
+    """
+
+    spec: dict
+    arrays: dict
+    dataset_id: str | None
+    cost: dict
+    max_runtime_seconds: float
+
+
+def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
+    """Check a loaded ``JobCreateSchema`` against its data and the limits in ``config``.
+
+    Raises:
+        InvalidJob: naming the field at fault.
+    """
+    spec, arrays, shape = job["spec"], job["arrays"], job["shape"]
+    dataset_id = job["dataset_id"]
+    if dataset_id is not None:
+        shape = dataset_shape(conn, dataset_id, spec, arrays, tenant)
+    n_val = len(arrays["X_val"]) if "X_val" in arrays else 0
+    cost = budget.estimate(spec, shape["rows"], shape["columns"], n_val)
+    over = budget.violations(cost, config)
+    if over:
+        raise InvalidJob("The job exceeds a limit.", over)
+    max_runtime = job["max_runtime_seconds"] or config["DEFAULT_MAX_RUNTIME_SECONDS"]
+    if max_runtime > config["MAX_RUNTIME_SECONDS"]:
+        limit = config["MAX_RUNTIME_SECONDS"]
+        path = "training.max_runtime_seconds"
+        raise InvalidJob(f"{path} is too long.", {path: [f"Must be at most {limit}."]})
+    return Plan(spec, arrays, dataset_id, cost, max_runtime)
+
+
+def dataset_shape(
+    conn: redis.Redis, dataset_id: str, spec: dict, arrays: dict, tenant: Tenant
+) -> dict:
+    """The shape of the tenant's dataset, checked against the job.
+
+    Raises:
+        InvalidJob: no such dataset for this tenant, or it does not fit the job.
+    """
+    record = store.get_dataset(conn, dataset_id)
+    if record is None or not tenant.owns(record):
+        raise InvalidJob("Unknown dataset.", {"dataset_id": [f"No dataset {dataset_id}."]})
+    try:
+        check_job_data(spec, record, arrays, "dataset_id")
+    except SpecError as exc:
+        raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
+    return record
+
+
+def dry_run(plan: Plan, config: Mapping) -> dict:
+    """What a dry run answers: the estimate and the limits it was checked against."""
+    limits = {name.lower(): config[name] for name in BUDGET_LIMITS}
+    return {"valid": True, "estimate": plan.cost, "limits": limits}
+
+
+def submit(
+    conn: redis.Redis,
+    plan: Plan,
+    tenant: str,
+    max_active_jobs: int,
+    idempotency: tuple[str, str] | None = None,
+) -> JobRecord:
+    """Store the job and queue its id; with ``idempotency`` ``(key, body hash)``, a retry of
+    the same body returns the job the first request stored.
+
+    Raises:
+        InvalidJob: the Idempotency-Key is empty or too long.
+        IdempotencyKeyReused, IdempotentRequestInFlight: see ``service.exceptions``.
+        TooManyActiveJobs: the tenant is at ``max_active_jobs``.
+    """
+    job_id = store.new_id()
+    if idempotency is not None:
+        prior = claim_key(conn, tenant, *idempotency, job_id)
+        if prior is not None:
+            return prior
+    try:
+        if not store.reserve_job_slot(conn, tenant, job_id, max_active_jobs):
+            raise TooManyActiveJobs(
+                f"Too many active jobs: at most {max_active_jobs} queued or started at once."
+            )
+        epochs = plan.spec["training"]["epochs"]
+        record = store.create_job(
+            conn,
+            job_id,
+            plan.spec,
+            plan.arrays,
+            epochs,
+            plan.max_runtime_seconds,
+            tenant,
+            dataset_id=plan.dataset_id,
+        )
+    except BaseException:
+        # Refused, or failed before the job was stored: a retry must find the key and the
+        # slot free again.
+        store.release_job_slot(conn, tenant, job_id)
+        if idempotency is not None:
+            store.forget_idempotent(conn, tenant, idempotency[0], job_id)
+        raise
+    # Stored but not yet queued, should this fail: the reaper queues it (no rq entry).
+    queue.enqueue(conn, record)
+    if idempotency is not None:
+        store.confirm_idempotent(conn, tenant, idempotency[0])
+    return record
+
+
+def claim_key(
+    conn: redis.Redis, tenant: str, key: str, body_hash: str, job_id: str
+) -> JobRecord | None:
+    """Bind ``key`` to this body and ``job_id``; the earlier job when the key is a retry's."""
+    low, high = IDEMPOTENCY_KEY_LENGTH
+    if not low <= len(key) <= high:
+        message = f"Must be {low} to {high} characters."
+        raise InvalidJob(message, {"Idempotency-Key": [message]})
+    prior = store.remember_idempotent(conn, tenant, key, body_hash, job_id)
+    if prior is None:
+        return None
+    if prior["hash"] != body_hash:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
+    record = store.get_job(conn, prior["job_id"])
+    if record is None:
+        raise IdempotentRequestInFlight(
+            "A request with this Idempotency-Key is still being handled."
+        )
+    return record
