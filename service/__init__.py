@@ -44,6 +44,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.before_request
     def require_json():
+        if request.routing_exception is not None:
+            return  # no such route (404) or method (405): that answer comes first
         if request.endpoint in errors.RAW_BODY_ENDPOINTS:
             return  # the view checks its own content types
         if request.method in BODY_METHODS and request.mimetype != "application/json":
