@@ -3,7 +3,19 @@
 from flask import Flask, request
 from flask_smorest import abort
 
-from . import auth, datasets, errors, extensions, health, ids, inference, jobs, models, schemas
+from . import (
+    auth,
+    datasets,
+    errors,
+    extensions,
+    health,
+    ids,
+    inference,
+    jobs,
+    models,
+    request_limits,
+    schemas,
+)
 from .config import from_env
 from .json_provider import StrictJSONProvider
 
@@ -29,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
     app.url_map.converters["rid"] = ids.IdConverter
 
+    request_limits.init_app(app)  # before anything else reads the request
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
     auth.init_app(app)
