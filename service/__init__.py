@@ -45,7 +45,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
     auth.init_app(app)
-    api = errors.ServiceApi(app)
+    # Imported here, not at the top: ``python -m service.openapi`` runs that module as __main__.
+    from .openapi import ContractPlugin
+
+    api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
     for module in (health, jobs, models, datasets):

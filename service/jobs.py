@@ -6,6 +6,7 @@ import json
 from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
+from flask_smorest.error_handler import ErrorSchema
 
 import jobqueue
 import store
@@ -24,6 +25,7 @@ from .schemas import (
     JobListQuerySchema,
     JobListSchema,
     JobSchema,
+    SubmitHeadersSchema,
     SubmitQuerySchema,
     check_job_data,
 )
@@ -68,6 +70,9 @@ def get_or_404(job_id: str) -> dict:
 class Jobs(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobListSchema)
+    @blp.alt_response(
+        422, schema=ErrorSchema, description="A bad limit or cursor, or a cursor naming no job."
+    )
     def get(self, args):
         """List your jobs (an admin: everyone's), newest first."""
         tenant = current_tenant()
@@ -86,11 +91,12 @@ class Jobs(MethodView):
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
     @blp.arguments(JobCreateSchema)
     @blp.arguments(SubmitQuerySchema, location="query")
+    @blp.arguments(SubmitHeadersSchema, location="headers")
     @blp.response(202, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(200, schema=DryRunSchema, description="dry_run=true: the estimate only.")
     @blp.alt_response(409, description="The Idempotency-Key was used with another body.")
     @blp.alt_response(429, description="Too many requests, or too many active jobs.")
-    def post(self, job, query):
+    def post(self, job, query, headers):
         """Submit a training job; it is queued and trained by a worker.
 
         ``dry_run=true`` validates the job and returns its cost estimate without queueing it.
@@ -119,10 +125,8 @@ class Jobs(MethodView):
         conn = redis_conn()
         tenant = current_tenant().name
         job_id = store.new_id()
-        key = request.headers.get("Idempotency-Key")
+        key = headers.get("idempotency_key")
         if key is not None:
-            if not 1 <= len(key) <= 200:
-                abort(422, errors={"Idempotency-Key": ["Must be 1 to 200 characters."]})
             digest = body_hash()
             prior = store.remember_idempotent(conn, tenant, key, digest, job_id)
             if prior is not None:
