@@ -3,7 +3,19 @@
 from flask import Flask, request
 from flask_smorest import abort
 
-from . import auth, datasets, errors, extensions, health, ids, inference, jobs, models, schemas
+from . import (
+    auth,
+    datasets,
+    errors,
+    extensions,
+    health,
+    ids,
+    inference,
+    jobs,
+    models,
+    request_limits,
+    schemas,
+)
 from .config import from_env
 from .json_provider import StrictJSONProvider
 
@@ -29,10 +41,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
     app.url_map.converters["rid"] = ids.IdConverter
 
+    request_limits.init_app(app)  # before anything else reads the request
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
     auth.init_app(app)
-    api = errors.ServiceApi(app)
+    # Imported here, not at the top: ``python -m service.openapi`` runs that module as __main__.
+    from .openapi import ContractPlugin
+
+    api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
     for module in (health, jobs, models, datasets):
@@ -44,6 +60,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.before_request
     def require_json():
+        if request.routing_exception is not None:
+            return  # no such route (404) or method (405): that answer comes first
         if request.endpoint in errors.RAW_BODY_ENDPOINTS:
             return  # the view checks its own content types
         if request.method in BODY_METHODS and request.mimetype != "application/json":

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_limiter.errors import RateLimitExceeded
 from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, ServiceUnavailable
 
 from .extensions import limiter
 
@@ -80,6 +80,9 @@ class ServiceApi(Api):
         if message is None and errors:
             path, messages = next(iter(errors.items()))
             message = f"Invalid request: {path}: {' '.join(map(str, messages))}"
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110: a 405 lists the methods the resource supports (werkzeug's HTML page did).
+            headers = {**headers, "Allow": ", ".join(error.valid_methods)}
         if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
             headers = {**headers, "Retry-After": str(retry_after_seconds())}
         if error.code == 500:

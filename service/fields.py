@@ -5,11 +5,15 @@ fields take ints and floats, finite, and nothing else.
 """
 
 import math
+import sys
 
 import numpy as np
 from marshmallow import ValidationError, fields
 
 NUMBER_TYPES = (int, float)
+# A finite number as OpenAPI can say it: within float64's range.
+FINITE = {"type": "number", "minimum": -sys.float_info.max, "maximum": sys.float_info.max}
+RECTANGULAR = "Rectangular: every row has as many values as the first."
 
 
 class Number(fields.Float):
@@ -39,13 +43,25 @@ class Matrix(fields.Field):
     """
 
     def __init__(self, allow_vector: bool = False, max_rows: int | None = None, **kwargs):
-        kwargs.setdefault(
-            "metadata",
-            {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        )
-        super().__init__(**kwargs)
         self.allow_vector = allow_vector
         self.max_rows = max_rows
+        kwargs["metadata"] = {**self.openapi(), **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def openapi(self) -> dict:
+        """The field in the OpenAPI document: what OpenAPI can say (non-empty rows of finite
+        numbers, at most ``max_rows`` of them), and that they are rectangular in words."""
+        rows = {"type": "array", "minItems": 1}
+        if self.max_rows is not None:
+            rows["maxItems"] = self.max_rows
+        matrix = {**rows, "items": {"type": "array", "minItems": 1, "items": dict(FINITE)}}
+        if not self.allow_vector:
+            return {**matrix, "description": RECTANGULAR}
+        vector = {**rows, "items": dict(FINITE)}
+        return {
+            "anyOf": [matrix, vector],
+            "description": f"{RECTANGULAR} A flat array is a column.",
+        }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, list) or not value:
@@ -83,9 +99,8 @@ class Matrix(fields.Field):
 class Vector(Matrix):
     """A non-empty 1-D array of finite numbers, deserialised to float64."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("metadata", {"type": "array", "items": {"type": "number"}})
-        super().__init__(**kwargs)
+    def openapi(self) -> dict:
+        return {"type": "array", "minItems": 1, "items": dict(FINITE)}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, list) or not value:

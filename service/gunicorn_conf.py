@@ -9,6 +9,7 @@ import logging
 import os
 
 from service.auth import auth_enabled
+from service.request_limits import MAX_HEADER_FIELD_BYTES
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 host = os.getenv("BIND_HOST", "127.0.0.1")
@@ -30,6 +31,13 @@ threads = int(os.getenv("WEB_THREADS", "4"))
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.getenv("WEB_KEEPALIVE", "5"))
+
+# gunicorn answers a request line or header field over its limits itself, in HTML. Its limits
+# sit above the app's (service.request_limits), so the app answers those with the JSON error
+# body; only requests past gunicorn's ceilings get its short HTML page. 8190 is the most
+# limit_request_line takes; the request line is the method, the URL and " HTTP/1.1".
+limit_request_line = 8190
+limit_request_field_size = 2 * MAX_HEADER_FIELD_BYTES
 
 accesslog = "-"
 errorlog = "-"

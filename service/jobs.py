@@ -6,6 +6,7 @@ import json
 from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
+from flask_smorest.error_handler import ErrorSchema
 
 import store
 from store import JobRecord, JobStatus
@@ -29,6 +30,7 @@ from .schemas import (
     JobListQuerySchema,
     JobListSchema,
     JobSchema,
+    SubmitHeadersSchema,
     SubmitQuerySchema,
 )
 
@@ -66,6 +68,9 @@ def get_or_404(job_id: str) -> JobRecord:
 class Jobs(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobListSchema)
+    @blp.alt_response(
+        422, schema=ErrorSchema, description="A bad limit or cursor, or a cursor naming no job."
+    )
     def get(self, args):
         """List your jobs (an admin: everyone's), newest first."""
         tenant = current_tenant()
@@ -84,11 +89,12 @@ class Jobs(MethodView):
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
     @blp.arguments(JobCreateSchema)
     @blp.arguments(SubmitQuerySchema, location="query")
+    @blp.arguments(SubmitHeadersSchema, location="headers")
     @blp.response(202, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(200, schema=DryRunSchema, description="dry_run=true: the estimate only.")
     @blp.alt_response(409, description="The Idempotency-Key was used with another body.")
     @blp.alt_response(429, description="Too many requests, or too many active jobs.")
-    def post(self, job, query):
+    def post(self, job, query, headers):
         """Submit a training job; it is queued and trained by a worker.
 
         ``dry_run=true`` validates the job and returns its cost estimate without queueing it.
@@ -103,7 +109,7 @@ class Jobs(MethodView):
             if query["dry_run"]:
                 # A Response of its own: flask-smorest would dump it with the 202 JobSchema.
                 return jsonify(DryRunSchema().dump(submission.dry_run(plan, config)))
-            key = request.headers.get("Idempotency-Key")
+            key = headers.get("idempotency_key")
             idempotency = None if key is None else (key, body_hash())
             record = submission.submit(
                 conn, plan, tenant.name, config["MAX_ACTIVE_JOBS"], idempotency

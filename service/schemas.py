@@ -36,7 +36,8 @@ from backprop.spec import (
 )
 from store import JobStatus
 
-from .fields import Bool, Matrix, Number, Vector
+from .config import from_env
+from .fields import RECTANGULAR, Bool, Matrix, Number, Vector
 from .ids import IdValidator
 
 MAX_UNITS = 4096
@@ -111,6 +112,15 @@ class OptimizerSchema(Schema):
 
 
 class ValidationSetSchema(Schema):
+    class Meta:
+        # one_kind, as OpenAPI says it (no other properties are allowed).
+        openapi = {
+            "oneOf": [
+                {"required": ["fraction"], "maxProperties": 1},
+                {"required": ["X", "y"], "maxProperties": 2},
+            ]
+        }
+
     fraction = Number(
         validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)
     )
@@ -155,6 +165,9 @@ class TrainingSchema(Schema):
 
 
 class DataSchema(Schema):
+    class Meta:
+        openapi = {"description": "X and y have as many rows."}
+
     X = Matrix(required=True, max_rows=MAX_ROWS)
     y = Matrix(required=True, allow_vector=True, max_rows=MAX_ROWS)
 
@@ -175,6 +188,11 @@ class WeightsSchema(Schema):
 
 class JobCreateSchema(Schema):
     """A training job: network, training settings, and data inline or as a dataset id."""
+
+    class Meta:
+        # one_data_source, as OpenAPI says it. The rules that tie data to the network (shapes,
+        # loss against output activation, compute budget) are the engine's, past OpenAPI.
+        openapi = {"oneOf": [{"required": ["data"]}, {"required": ["dataset_id"]}]}
 
     network = fields.Nested(NetworkSchema, required=True)
     training = fields.Nested(TrainingSchema, required=True)
@@ -323,6 +341,20 @@ class JobSchema(Schema):
     max_runtime_seconds = fields.Float(allow_none=True)
 
 
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class SubmitHeadersSchema(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(1, IDEMPOTENCY_KEY_MAX),
+        metadata={
+            "description": "The same key and body return the same job for 24 hours; the same "
+            "key with another body answers 409."
+        },
+    )
+
+
 class SubmitQuerySchema(Schema):
     dry_run = fields.Boolean(
         load_default=False, metadata={"description": "Validate and estimate; queue nothing."}
@@ -351,7 +383,16 @@ class DryRunSchema(Schema):
 
 class JobListQuerySchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(validate=IdValidator("job"))
+    # A well-formed cursor that names none of your jobs is a 422 naming the field, as an
+    # unknown dataset_id in a job is: the request is well-formed but cannot be served, and
+    # neither an empty page (which hides a client's bug) nor a 404 (the list exists) says so.
+    cursor = fields.String(
+        validate=IdValidator("job"),
+        metadata={
+            "description": "The next_cursor of the previous page; one that names none of your "
+            "jobs is a 422."
+        },
+    )
 
 
 class JobListSchema(Schema):
@@ -413,8 +454,15 @@ class LayerWeightsSchema(Schema):
 
 
 class PredictRequestSchema(Schema):
-    # Documentation only: the view reads its body by hand, up to PREDICT_MAX_ROWS rows.
-    inputs = Matrix(required=True)
+    # Documentation only: the view reads its body by hand (service.models.read_inputs).
+    inputs = Matrix(
+        required=True,
+        metadata={
+            "description": f"{RECTANGULAR} At most PREDICT_MAX_ROWS rows "
+            f"({from_env({})['PREDICT_MAX_ROWS']:,} unless configured), as many columns as "
+            "the model has inputs."
+        },
+    )
 
 
 class PredictResponseSchema(Schema):
@@ -424,6 +472,9 @@ class PredictResponseSchema(Schema):
 
 class DatasetUploadSchema(Schema):
     """A dataset as JSON: inputs X and targets y, row for row."""
+
+    class Meta:
+        openapi = {"description": "X and y have as many rows."}
 
     X = Matrix(required=True, max_rows=MAX_ROWS)
     y = Matrix(required=True, allow_vector=True, max_rows=MAX_ROWS)
@@ -435,11 +486,16 @@ class DatasetUploadSchema(Schema):
 
 
 class DatasetQuerySchema(Schema):
+    # target with a JSON or .npz body stays a 422, although OpenAPI cannot tie a parameter to
+    # the body's media type: those bodies name X and y themselves, so a target could only be
+    # ignored (silently, when the client meant it) or contradict them. Unknown fields are
+    # refused for the same reason.
     target = fields.List(
         fields.String(validate=validate.Length(1, 1000)),
         metadata={
             "description": "CSV: the target column names; .npy: their 0-based indices. "
-            "Repeat the parameter or separate names with commas. Not for JSON or .npz."
+            "Repeat the parameter or separate names with commas. A JSON or .npz body names "
+            "X and y itself: target with one is a 422."
         },
     )
     dtype = fields.String(

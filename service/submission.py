@@ -24,7 +24,6 @@ from .exceptions import (
 )
 from .schemas import check_job_data
 
-IDEMPOTENCY_KEY_LENGTH = (1, 200)
 BUDGET_LIMITS = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
 
 
@@ -103,7 +102,6 @@ def submit(
     the same body returns the job the first request stored.
 
     Raises:
-        InvalidJob: the Idempotency-Key is empty or too long.
         IdempotencyKeyReused, IdempotentRequestInFlight: see ``service.exceptions``.
         TooManyActiveJobs: the tenant is at ``max_active_jobs``.
     """
@@ -146,10 +144,6 @@ def claim_key(
     conn: redis.Redis, tenant: str, key: str, body_hash: str, job_id: str
 ) -> JobRecord | None:
     """Bind ``key`` to this body and ``job_id``; the earlier job when the key is a retry's."""
-    low, high = IDEMPOTENCY_KEY_LENGTH
-    if not low <= len(key) <= high:
-        message = f"Must be {low} to {high} characters."
-        raise InvalidJob(message, {"Idempotency-Key": [message]})
     prior = store.remember_idempotent(conn, tenant, key, body_hash, job_id)
     if prior is None:
         return None

@@ -2,6 +2,7 @@
 every endpoint other services rely on.
 """
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,37 @@ def test_endpoint_is_documented(document, path):
 )
 def test_response_is_documented(document, path, method, status):
     assert status in document["paths"][path][method]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status", "names"),
+    [
+        ("/v1/jobs", "post", "202", {"GetJob", "CancelJob", "GetHistory", "GetModel"}),
+        ("/v1/datasets", "post", "201", {"GetDataset", "DeleteDataset"}),
+        ("/v1/datasets", "post", "200", {"GetDataset", "DeleteDataset"}),
+        ("/v1/models/{model_id}", "get", "200", {"Predict", "GetWeights", "DeleteModel"}),
+    ],
+)
+def test_a_created_resource_is_linked_to_its_operations(document, path, method, status, names):
+    assert names <= set(document["paths"][path][method]["responses"][status]["links"])
+
+
+def test_every_link_names_an_operation_and_fills_its_path(document):
+    links = [
+        link
+        for operations in document["paths"].values()
+        for method, operation in operations.items()
+        if method != "parameters"
+        for response in operation["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+    assert links
+    for link in links:
+        ref = link["operationRef"]
+        assert ref.startswith("#/paths/")
+        path, method = ref[len("#/paths/") :].rsplit("/", 1)
+        path = path.replace("~1", "/").replace("~0", "~")
+        assert method in document["paths"][path], ref
+        assert set(link["parameters"]) == set(re.findall(r"{(\w+)}", path)), ref
+        for expression in link["parameters"].values():
+            assert expression.startswith("$response.body#/"), ref
