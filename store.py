@@ -50,6 +50,24 @@ def connect(url: str | None = None) -> redis.Redis:
     )
 
 
+# Redis 6 reports a write refused at maxmemory inside a Lua script as a plain script error
+# ("ERR Error running script ... -OOM command not allowed ..."), not as an OOM error.
+_OOM_MESSAGE = "command not allowed when used memory > 'maxmemory'"
+
+
+def _eval(conn: redis.Redis, script: str, keys: list, *args):
+    """EVAL ``script``; a write it could not make because Redis is full raises
+    ``redis.exceptions.OutOfMemoryError``, as the same write outside a script does."""
+    try:
+        return conn.eval(script, len(keys), *keys, *args)
+    except redis.exceptions.OutOfMemoryError:
+        raise
+    except redis.exceptions.ResponseError as exc:
+        if _OOM_MESSAGE in str(exc):
+            raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
+        raise
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -188,6 +206,21 @@ def create_job(
     pipe.sadd(tenant_active_key(tenant), job_id)
     pipe.execute()
     return record
+
+
+def discard_job(conn: redis.Redis, job_id: str, tenant: str) -> None:
+    """Undo ``create_job`` and the job's quota slot, for a submission that failed part way.
+
+    Deletions only, outside MULTI (which Redis refuses to queue into when it is full), so they
+    go through even at maxmemory.
+    """
+    pipe = conn.pipeline(transaction=False)
+    pipe.delete(job_key(job_id), spec_key(job_id), *(array_key(job_id, n) for n in ARRAY_NAMES))
+    pipe.zrem(JOBS_INDEX, job_id)
+    pipe.zrem(tenant_jobs_key(tenant), job_id)
+    pipe.srem(ACTIVE_JOBS, job_id)
+    pipe.srem(tenant_active_key(tenant), job_id)
+    pipe.execute()
 
 
 def get_job(conn: redis.Redis, job_id: str) -> dict | None:
@@ -472,11 +505,11 @@ def acquire_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bo
 
 def renew_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
     """Keep holding the job; False when another worker has taken it over."""
-    return bool(conn.eval(_RENEW, 1, lease_key(job_id), owner, ttl_ms))
+    return bool(_eval(conn, _RENEW, [lease_key(job_id)], owner, ttl_ms))
 
 
 def release_lease(conn: redis.Redis, job_id: str, owner: str) -> None:
-    conn.eval(_RELEASE, 1, lease_key(job_id), owner)
+    _eval(conn, _RELEASE, [lease_key(job_id)], owner)
 
 
 def active_jobs(conn: redis.Redis) -> list[str]:
@@ -525,11 +558,26 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
         ``{"hash", "job_id"}`` of the first request.
     """
     name = idempotency_key(scope, key)
-    value = json.dumps({"hash": body_hash, "job_id": job_id})
-    if conn.set(name, value, nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
+    if conn.set(name, _bound(body_hash, job_id), nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
         return None
     raw = conn.get(name)
     return None if raw is None else json.loads(raw)
+
+
+_FORGET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def forget_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str, job_id: str):
+    """Free ``key`` when the request that bound it to ``job_id`` stored no job, so that a retry
+    is handled afresh instead of waiting out IDEMPOTENCY_PENDING_SECONDS."""
+    _eval(conn, _FORGET, [idempotency_key(scope, key)], _bound(body_hash, job_id))
+
+
+def _bound(body_hash: str, job_id: str) -> str:
+    return json.dumps({"hash": body_hash, "job_id": job_id})
 
 
 def confirm_idempotent(conn: redis.Redis, scope: str, key: str) -> None:
@@ -556,10 +604,10 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
     return int(
-        conn.eval(
+        _eval(
+            conn,
             _START_ATTEMPT,
-            1,
-            job_key(job_id),
+            [job_key(job_id)],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.STARTED),
             json.dumps(now_iso()),
@@ -616,13 +664,10 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
     The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
     """
     return bool(
-        conn.eval(
+        _eval(
+            conn,
             _CANCEL_QUEUED,
-            4,
-            job_key(job_id),
-            cancel_key(job_id),
-            ACTIVE_JOBS,
-            tenant_active_key(tenant),
+            [job_key(job_id), cancel_key(job_id), ACTIVE_JOBS, tenant_active_key(tenant)],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.CANCELED),
             json.dumps(ended_at),
@@ -643,8 +688,4 @@ return 1
 
 def reserve_job_slot(conn: redis.Redis, tenant: str, job_id: str, cap: int) -> bool:
     """Count ``job_id`` against the tenant's cap of queued plus started jobs, if there is room."""
-    return bool(conn.eval(_RESERVE, 1, tenant_active_key(tenant), job_id, cap))
-
-
-def release_job_slot(conn: redis.Redis, tenant: str, job_id: str) -> None:
-    conn.srem(tenant_active_key(tenant), job_id)
+    return bool(_eval(conn, _RESERVE, [tenant_active_key(tenant)], job_id, cap))

@@ -137,20 +137,24 @@ class Jobs(MethodView):
                     )
                 return created(record)
         cap = config["MAX_ACTIVE_JOBS"]
-        if not store.reserve_job_slot(conn, tenant, job_id, cap):
-            abort(
-                429,
-                message=f"Too many active jobs: at most {cap} queued or started at once.",
-                headers={"Retry-After": "30"},
-            )
         epochs = spec["training"]["epochs"]
         try:
+            if not store.reserve_job_slot(conn, tenant, job_id, cap):
+                abort(
+                    429,
+                    message=f"Too many active jobs: at most {cap} queued or started at once.",
+                    headers={"Retry-After": "30"},
+                )
             record = store.create_job(
                 conn, job_id, spec, arrays, epochs, max_runtime, tenant, dataset_id=dataset_id
             )
             jobqueue.enqueue(conn, record)
         except BaseException:
-            store.release_job_slot(conn, tenant, job_id)
+            # Nothing of a refused submission stays (e.g. Redis filled up part way): its job,
+            # its quota slot, and its idempotency key, so that a retry starts afresh.
+            store.discard_job(conn, job_id, tenant)
+            if key is not None:
+                store.forget_idempotent(conn, tenant, key, digest, job_id)
             raise
         if key is not None:
             store.confirm_idempotent(conn, tenant, key)
