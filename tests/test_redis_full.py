@@ -26,9 +26,13 @@ from tests.conftest import ROOT, STOP_TIMEOUT, serve_api
 from tests.test_faults import (
     DEADLINE,
     FAST,
+    assert_same_as_uninterrupted,
+    final,
     long_job,
+    past_epoch,
     status,
     submit,
+    wait_for,
 )
 
 MAXMEMORY = "20mb"
@@ -228,3 +232,56 @@ def test_discard_job_undoes_create_job(conn):
     assert conn.dbsize() > 0
     store.discard_job(conn, "j1", "t")
     assert conn.dbsize() == 0
+
+
+# -- the workers -----------------------------------------------------------------------------
+
+
+def test_a_worker_keeps_training_through_a_full_redis(api, conn, filler, start_worker):
+    worker, log = start_worker()
+    job = long_job(epochs=1500)
+    job_id = submit(api, job)
+    wait_for(api, job_id, past_epoch(20), "epoch 20")
+    filler.fill()
+    wait_for_log(log, f"job {job_id}: progress not stored: Redis is full", worker)
+    # Training ends while Redis is still full: its last flush waits for room.
+    wait_for_log(log, f"job {job_id}: Redis is full (maxmemory); retrying a final write", worker)
+    assert worker.poll() is None
+    assert status(api, job_id)["status"] == "started"
+
+    filler.free()
+    record = wait_for(api, job_id, final, "an end")
+    assert record["status"] == "finished", record
+    assert record["attempts"] == 1
+    assert_same_as_uninterrupted(api, job_id, job)  # no history lost or doubled
+    second = submit(api, long_job(epochs=5))
+    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    assert worker.poll() is None
+
+
+def test_a_model_a_full_redis_has_no_room_for_fails_the_job(api, conn, filler, start_worker):
+    worker, log = start_worker(FINAL_WRITE_PATIENCE_SECONDS="3")
+    wide = long_job(epochs=3)
+    wide["data"]["X"] = np.random.default_rng(1).standard_normal((8, 600)).tolist()
+    wide["data"]["y"] = np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]].tolist()
+    wide["network"]["layers"] = [
+        {"units": 400, "activation": "tanh"},
+        {"units": 3, "activation": "softmax"},
+    ]  # 241,603 parameters: a model of about 1.9 MiB
+    filler.fill()
+    filler.leave_room(8)  # 512 KiB: the job and its progress fit, its model does not
+    job_id = submit(api, wide)
+
+    record = wait_for(api, job_id, final, "an end")
+    assert record["status"] == "failed", record
+    assert record["error"]["code"] == "storage_full"
+    assert "full" in record["error"]["message"] and "bytes" in record["error"]["message"]
+    assert record["model_id"] is None
+    assert requests.get(f"{api}/v1/models/{job_id}", timeout=30).status_code == 404
+    assert conn.smembers(store.tenant_active_key("public")) == set()
+    assert worker.poll() is None
+
+    filler.free()
+    second = submit(api, long_job(epochs=5))
+    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    assert worker.poll() is None

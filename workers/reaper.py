@@ -22,7 +22,7 @@ import store
 from store import JobStatus
 
 from . import runtime
-from .progress import REDIS_ERRORS, StopReason
+from .progress import REDIS_ERRORS, StopReason, refusal
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,18 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         next_reap = 0.0
+        refused = False  # logged once, until a whole reaper pass goes through again
         while not self.stopping.wait(self.settings.heartbeat_seconds):
             try:
                 self.renew()
                 if time.monotonic() >= next_reap:
                     reap(self.conn, self.suspects, self.stop_sent, self.settings)
                     next_reap = time.monotonic() + self.settings.reap_seconds
+                    refused = False
             except REDIS_ERRORS as exc:
-                log.warning("heartbeat: redis unreachable (%s)", exc)
+                if not refused:
+                    log.warning("heartbeat: %s; will retry", refusal(exc))
+                refused = True
 
     def renew(self) -> None:
         job_id = runtime.running_job()
