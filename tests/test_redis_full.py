@@ -285,3 +285,30 @@ def test_a_model_a_full_redis_has_no_room_for_fails_the_job(api, conn, filler, s
     second = submit(api, long_job(epochs=5))
     assert wait_for(api, second, final, "an end")["status"] == "finished"
     assert worker.poll() is None
+
+
+def test_a_worker_outlasts_a_redis_too_full_to_record_anything(api, conn, filler, start_worker):
+    """The last flush and then rq's own records are refused: the attempt is given up, the
+    worker waits for room, and the job resumes from its checkpoint once there is some."""
+    worker, log = start_worker(FINAL_WRITE_PATIENCE_SECONDS="1")
+    job = long_job(epochs=1500)
+    job_id = submit(api, job)
+    wait_for(api, job_id, past_epoch(20), "epoch 20")
+    deadline = time.monotonic() + DEADLINE
+    while not conn.exists(store.checkpoint_key(job_id)):
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
+    filler.fill()
+    wait_for_log(log, f"job {job_id}: Redis is full (maxmemory); gave up a final write", worker)
+    wait_for_log(log, f"Redis is full (maxmemory); rq could not record the end of {job_id}", worker)
+    wait_for_log(log, "Redis is full (maxmemory); will check in again", worker)
+    assert worker.poll() is None
+
+    filler.free()
+    record = wait_for(api, job_id, final, "an end")
+    assert record["status"] == "finished", record
+    assert record["attempts"] == 2
+    assert_same_as_uninterrupted(api, job_id, job)
+    second = submit(api, long_job(epochs=5))
+    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    assert worker.poll() is None
