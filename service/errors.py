@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import time
+from http import HTTPStatus
 
 import flask_smorest
 import redis
@@ -16,6 +17,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, ServiceUnavaila
 from .extensions import limiter
 
 log = logging.getLogger(__name__)
+
+# Space in a full Redis comes back when someone deletes data or raises maxmemory, not in seconds.
+STORAGE_FULL_RETRY_AFTER_SECONDS = 30
 
 # Endpoints ("blueprint.ViewClass") whose bodies are not JSON, or not always: the app's JSON
 # content-type check skips them and the view answers 415 itself.
@@ -109,6 +113,16 @@ def redis_unavailable(exc: redis.exceptions.RedisError):
     return body, 503, {"Retry-After": "5"}
 
 
+def storage_full(exc: redis.exceptions.OutOfMemoryError):
+    """507 while Redis is at maxmemory and refuses writes; reads still work."""
+    log.warning("redis is full: %s", exc)
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+    message = "Storage is full: Redis has reached its memory limit. Retry later."
+    headers = {"Retry-After": str(STORAGE_FULL_RETRY_AFTER_SECONDS)}
+    return error_body(status, status.phrase, message), status, headers
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(redis.exceptions.ConnectionError, redis_unavailable)
     app.register_error_handler(redis.exceptions.TimeoutError, redis_unavailable)
+    app.register_error_handler(redis.exceptions.OutOfMemoryError, storage_full)

@@ -126,15 +126,14 @@ def submit(
             tenant,
             dataset_id=plan.dataset_id,
         )
+        queue.enqueue(conn, record)
     except BaseException:
-        # Refused, or failed before the job was stored: a retry must find the key and the
-        # slot free again.
-        store.release_job_slot(conn, tenant, job_id)
+        # Nothing of a refused submission stays (e.g. Redis filled up part way): its job, its
+        # quota slot and its idempotency key, so that a retry starts afresh.
+        store.discard_job(conn, job_id, tenant)
         if idempotency is not None:
             store.forget_idempotent(conn, tenant, idempotency[0], job_id)
         raise
-    # Stored but not yet queued, should this fail: the reaper queues it (no rq entry).
-    queue.enqueue(conn, record)
     if idempotency is not None:
         store.confirm_idempotent(conn, tenant, idempotency[0])
     return record

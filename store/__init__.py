@@ -24,6 +24,7 @@ from .codecs import (
 )
 from .connection import (
     connect,
+    eval_script,
 )
 from .coordination import (
     CANCEL_FLAG_TTL_SECONDS,
@@ -39,7 +40,6 @@ from .coordination import (
     forget_idempotent,
     lease_holder,
     live_workers,
-    release_job_slot,
     release_lease,
     remember_idempotent,
     renew_lease,
@@ -77,6 +77,7 @@ from .jobs import (
     cancel_if_queued,
     count_crash,
     create_job,
+    discard_job,
     finish_job,
     get_job,
     idle_progress,
@@ -121,6 +122,7 @@ from .models import (
 
 __all__ = [
     "connect",
+    "eval_script",
     "array_from_bytes",
     "array_to_bytes",
     "new_id",
@@ -153,6 +155,7 @@ __all__ = [
     "cancel_if_queued",
     "count_crash",
     "create_job",
+    "discard_job",
     "finish_job",
     "get_job",
     "idle_progress",
@@ -199,7 +202,6 @@ __all__ = [
     "forget_idempotent",
     "lease_holder",
     "live_workers",
-    "release_job_slot",
     "release_lease",
     "remember_idempotent",
     "renew_lease",

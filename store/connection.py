@@ -11,3 +11,21 @@ def connect(url: str | None = None) -> redis.Redis:
     return redis.Redis.from_url(
         url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=10
     )
+
+
+# Redis 6 reports a write refused at maxmemory inside a Lua script as a plain script error
+# ("ERR Error running script ... -OOM command not allowed ..."), not as an OOM error.
+_OOM_MESSAGE = "command not allowed when used memory > 'maxmemory'"
+
+
+def eval_script(conn: redis.Redis, script: str, keys: list, *args):
+    """EVAL ``script``; a write it could not make because Redis is full raises
+    ``redis.exceptions.OutOfMemoryError``, as the same write outside a script does."""
+    try:
+        return conn.eval(script, len(keys), *keys, *args)
+    except redis.exceptions.OutOfMemoryError:
+        raise
+    except redis.exceptions.ResponseError as exc:
+        if _OOM_MESSAGE in str(exc):
+            raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
+        raise

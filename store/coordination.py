@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from .connection import eval_script
 from .jobs import FINAL_STATUSES, update_job
 from .keys import (
     ACTIVE_JOBS,
@@ -14,7 +15,6 @@ from .keys import (
     idempotency_key,
     job_key,
     lease_key,
-    reservation_key,
     tenant_active_key,
 )
 
@@ -54,11 +54,11 @@ def acquire_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bo
 
 def renew_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
     """Keep holding the job; False when another worker has taken it over."""
-    return bool(conn.eval(_RENEW, 1, lease_key(job_id), owner, ttl_ms))
+    return bool(eval_script(conn, _RENEW, [lease_key(job_id)], owner, ttl_ms))
 
 
 def release_lease(conn: redis.Redis, job_id: str, owner: str) -> None:
-    conn.eval(_RELEASE, 1, lease_key(job_id), owner)
+    eval_script(conn, _RELEASE, [lease_key(job_id)], owner)
 
 
 def active_jobs(conn: redis.Redis) -> list[str]:
@@ -96,7 +96,7 @@ return redis.call('ZCARD', KEYS[1])
 def worker_beat(conn: redis.Redis, identity: str, ttl_seconds: float) -> None:
     """Record that worker ``identity`` is alive for the next ``ttl_seconds`` (Redis's clock, so
     hosts whose clocks disagree still agree on who is alive)."""
-    conn.eval(_BEAT, 1, LIVE_WORKERS, identity, ttl_seconds)
+    eval_script(conn, _BEAT, [LIVE_WORKERS], identity, ttl_seconds)
 
 
 def worker_gone(conn: redis.Redis, identity: str) -> None:
@@ -105,7 +105,7 @@ def worker_gone(conn: redis.Redis, identity: str) -> None:
 
 def live_workers(conn: redis.Redis) -> int:
     """Workers whose last beat has not expired; those that died without saying so drop out."""
-    return int(conn.eval(_COUNT_LIVE, 1, LIVE_WORKERS))
+    return int(eval_script(conn, _COUNT_LIVE, [LIVE_WORKERS]))
 
 
 # -- cancellation ------------------------------------------------------------------------
@@ -153,7 +153,7 @@ return 0
 def forget_idempotent(conn: redis.Redis, scope: str, key: str, job_id: str) -> None:
     """Free ``key`` after its request was refused or failed before storing ``job_id``, so a
     retry is handled afresh; a key bound to another job is left alone."""
-    conn.eval(_FORGET_IDEMPOTENT, 1, idempotency_key(scope, key), job_id)
+    eval_script(conn, _FORGET_IDEMPOTENT, [idempotency_key(scope, key)], job_id)
 
 
 def confirm_idempotent(conn: redis.Redis, scope: str, key: str) -> None:
@@ -198,11 +198,4 @@ def reserve_job_slot(conn: redis.Redis, tenant: str, job_id: str, cap: int) -> b
     finals = [json.dumps(status) for status in sorted(FINAL_STATUSES)]
     key = tenant_active_key(tenant)
     args = (job_id, cap, job_key(""), RESERVATION_SECONDS, *finals)
-    return bool(conn.eval(_RESERVE, 1, key, *args))
-
-
-def release_job_slot(conn: redis.Redis, tenant: str, job_id: str) -> None:
-    pipe = conn.pipeline(transaction=True)
-    pipe.srem(tenant_active_key(tenant), job_id)
-    pipe.delete(reservation_key(job_id))
-    pipe.execute()
+    return bool(eval_script(conn, _RESERVE, [key], *args))

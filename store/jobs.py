@@ -9,6 +9,7 @@ from typing import TypedDict
 import redis
 
 from .codecs import array_from_bytes, array_to_bytes, now_iso
+from .connection import eval_script
 from .keys import (
     ACTIVE_JOBS,
     JOBS_INDEX,
@@ -131,6 +132,22 @@ def create_job(
     return record
 
 
+def discard_job(conn: redis.Redis, job_id: str, tenant: str) -> None:
+    """Undo ``create_job`` and the job's quota slot, for a submission that failed part way.
+
+    Deletions only, outside MULTI (which Redis refuses to queue into when it is full), so they
+    go through even at maxmemory.
+    """
+    pipe = conn.pipeline(transaction=False)
+    pipe.delete(job_key(job_id), spec_key(job_id), *(array_key(job_id, n) for n in ARRAY_NAMES))
+    pipe.delete(reservation_key(job_id))
+    pipe.zrem(JOBS_INDEX, job_id)
+    pipe.zrem(tenant_jobs_key(tenant), job_id)
+    pipe.srem(ACTIVE_JOBS, job_id)
+    pipe.srem(tenant_active_key(tenant), job_id)
+    pipe.execute()
+
+
 def get_job(conn: redis.Redis, job_id: str) -> JobRecord | None:
     """The job's record, or None when there is no such job."""
     raw = conn.hgetall(job_key(job_id))
@@ -203,10 +220,10 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
     return int(
-        conn.eval(
+        eval_script(
+            conn,
             _START_ATTEMPT,
-            1,
-            job_key(job_id),
+            [job_key(job_id)],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.STARTED),
             json.dumps(now_iso()),
@@ -263,13 +280,10 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
     The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
     """
     return bool(
-        conn.eval(
+        eval_script(
+            conn,
             _CANCEL_QUEUED,
-            4,
-            job_key(job_id),
-            cancel_key(job_id),
-            ACTIVE_JOBS,
-            tenant_active_key(tenant),
+            [job_key(job_id), cancel_key(job_id), ACTIVE_JOBS, tenant_active_key(tenant)],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.CANCELED),
             json.dumps(ended_at),

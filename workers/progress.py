@@ -16,7 +16,20 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Redis cannot take a write now: it is unreachable, or full (at maxmemory, with the noeviction
+# policy, it refuses writes until space is freed). Either way the write is tried again later.
+REDIS_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+)
+
+
+def refusal(exc: Exception) -> str:
+    """Why Redis did not take a write, for a log line."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return "Redis is full (maxmemory)"
+    return f"Redis is unreachable ({exc})"
 
 
 class StopReason:
@@ -48,6 +61,7 @@ class JobMonitor:
         self.last_flush = self.last_checkpoint = self.started
         self.last_logs: dict = {}
         self.stop_reason: str | None = None
+        self.refused: set[str] = set()  # the writes failing now, each logged once until it works
 
     def request_stop(self, reason: str) -> None:
         """Called from a signal handler or the heartbeat thread; honoured at the next epoch."""
@@ -88,8 +102,8 @@ class JobMonitor:
     def flush(self, now: float | None = None, strict: bool = False) -> bool:
         """Store progress and unsent history; True when a cancel has been requested.
 
-        A Redis outage is survived: the entries stay buffered for the next flush, unless
-        ``strict``, when the error propagates.
+        While Redis cannot take it the entries stay buffered and the flush is tried again after
+        ``flush_seconds``, unless ``strict``, when the error propagates.
         """
         now = time.monotonic() if now is None else now
         history = self.trainer.history
@@ -106,22 +120,37 @@ class JobMonitor:
         except REDIS_ERRORS as exc:
             if strict:
                 raise
-            # Retried after flush_seconds, not at the next epoch: an unreachable Redis can
-            # cost a connect timeout per attempt.
             self.last_flush = now
-            log.warning("job %s: progress not stored (%s); will retry", self.job_id, exc)
+            self._refused("progress", exc)
             return False
+        self._stored("progress")
         self.flushed = len(history["epoch"])
         self.last_flush = now
         return canceled
 
     def checkpoint(self, now: float | None = None, strict: bool = False) -> None:
-        """Store the full training state (one SET, so the previous one stays whole until then)."""
+        """Store the full training state (one SET, so the previous one stays whole until then).
+
+        While Redis cannot take it, the previous checkpoint stays and this one is tried again
+        after ``checkpoint_seconds``, unless ``strict``, when the error propagates.
+        """
         now = time.monotonic() if now is None else now
         try:
             store.save_checkpoint(self.conn, self.job_id, self.trainer.checkpoint())
         except REDIS_ERRORS as exc:
             if strict:
                 raise
-            log.warning("job %s: checkpoint not stored (%s); will retry", self.job_id, exc)
-        self.last_checkpoint = now  # stored, or retried after checkpoint_seconds
+            self._refused("checkpoint", exc)
+        else:
+            self._stored("checkpoint")
+        self.last_checkpoint = now
+
+    def _refused(self, what: str, exc: Exception) -> None:
+        if what not in self.refused:
+            self.refused.add(what)
+            log.warning("job %s: %s not stored: %s; will retry", self.job_id, what, refusal(exc))
+
+    def _stored(self, what: str) -> None:
+        if what in self.refused:
+            self.refused.discard(what)
+            log.info("job %s: %s stored again", self.job_id, what)

@@ -21,7 +21,7 @@ import store
 from store import JobRecord, JobStatus, queue
 
 from . import runtime
-from .progress import REDIS_ERRORS, StopReason
+from .progress import REDIS_ERRORS, StopReason, refusal
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,18 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         next_reap = 0.0
+        refused = False  # logged once, until a whole reaper pass goes through again
         while True:  # the first beat at once, so /readyz counts a worker as soon as it starts
             try:
                 self.renew()
                 if time.monotonic() >= next_reap:
                     reap(self.conn, self.suspects, self.stop_sent, self.settings)
                     next_reap = time.monotonic() + self.settings.reap_seconds
+                    refused = False
             except REDIS_ERRORS as exc:
-                log.warning("heartbeat: redis unreachable (%s)", exc)
+                if not refused:
+                    log.warning("heartbeat: %s; will retry", refusal(exc))
+                refused = True
             if self.stopping.wait(self.settings.heartbeat_seconds):
                 return
 

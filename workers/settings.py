@@ -21,6 +21,9 @@ class Settings:
             epoch boundary is enforced with rq's stop-job command.
         data_ttl_seconds: how long a job's training arrays are kept after it ends.
         max_crashes: a job whose worker has died this many times fails with ``crashed``.
+        final_write_patience_seconds: how long the end of an attempt (its last progress, the
+            model, the job's final status) waits for Redis to take it while Redis is
+            unreachable or full.
     """
 
     flush_seconds: float = 0.25
@@ -31,6 +34,7 @@ class Settings:
     cancel_grace_seconds: float = 10.0
     data_ttl_seconds: int = store.DATA_TTL_SECONDS
     max_crashes: int = 5
+    final_write_patience_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
@@ -46,6 +50,9 @@ class Settings:
             cancel_grace_seconds=num("CANCEL_GRACE_SECONDS", cls.cancel_grace_seconds),
             data_ttl_seconds=num("DATA_TTL_SECONDS", cls.data_ttl_seconds),
             max_crashes=num("MAX_CRASHES", cls.max_crashes),
+            final_write_patience_seconds=num(
+                "FINAL_WRITE_PATIENCE_SECONDS", cls.final_write_patience_seconds
+            ),
         )
 
     @property

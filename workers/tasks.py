@@ -9,6 +9,7 @@ import logging
 import os
 import time
 
+import redis
 from rq.timeouts import JobTimeoutException
 
 import store
@@ -16,14 +17,10 @@ from backprop import CheckpointError, DivergenceError, SpecError, Trainer
 from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, queue
 
 from . import runtime
-from .progress import REDIS_ERRORS, JobMonitor, StopReason
+from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
 from .settings import Settings, worker_identity
 
 log = logging.getLogger(__name__)
-
-# Final writes wait this long for Redis to come back before the attempt gives up (the job is
-# then picked up again from its checkpoint once Redis is back).
-FINAL_WRITE_PATIENCE_SECONDS = 120
 
 
 def connection():
@@ -57,22 +54,29 @@ def train_job(job_id: str) -> dict:
         lease_lost = outcome.get("stopped") == StopReason.LEASE_LOST
         return outcome
     except REDIS_ERRORS:
-        raise  # Redis stayed away: the lease expires and the job resumes elsewhere later
+        # Redis stayed unreachable or full: the job keeps its last checkpoint and no lease, and
+        # the reaper puts it back on the queue once Redis takes writes again.
+        raise
     except JobTimeoutException:
         message = "the attempt passed rq's hard time limit"
         return _persist(
-            lambda: _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message))
+            settings,
+            job_id,
+            lambda: _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message)),
         )
     except Exception as exc:
         # The boundary of a job: an error nobody foresaw fails this job, once, instead of
         # killing the attempt and having the reaper retry a poison job forever.
         log.exception("job %s: attempt failed", job_id)
         error = ("internal_error", f"{type(exc).__name__}: {exc}")
-        return _persist(lambda: _end(conn, job_id, settings, JobStatus.FAILED, error))
+        return _persist(
+            settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FAILED, error)
+        )
     finally:
         runtime.end()
         if not lease_lost:
-            _persist(lambda: store.release_lease(conn, job_id, owner))
+            # Deleting a key works even when Redis is full.
+            _persist(settings, job_id, lambda: store.release_lease(conn, job_id, owner))
 
 
 def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: str) -> dict:
@@ -105,7 +109,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
     try:
         trainer.fit(monitor)
     except DivergenceError as exc:
-        _persist(lambda: monitor.flush(strict=True))
+        _persist(settings, job_id, lambda: monitor.flush(strict=True))
         return _end(conn, job_id, settings, JobStatus.FAILED, ("diverged", str(exc)))
     except runtime.JobStopped:
         monitor.request_stop(StopReason.CANCEL)
@@ -115,7 +119,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         # Another worker owns the job now, and its history: write nothing more.
         log.warning("job %s: another worker took it over; stopping this attempt", job_id)
         return {"stopped": reason, "epoch": trainer.epoch}
-    if _persist(lambda: monitor.flush(strict=True)) and reason is None:
+    if _persist(settings, job_id, lambda: monitor.flush(strict=True)) and reason is None:
         reason = StopReason.CANCEL  # canceled while its last epochs ran
     if reason == StopReason.CANCEL:
         return _end(conn, job_id, settings, JobStatus.CANCELED)
@@ -124,14 +128,13 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         message = f"training passed its max_runtime_seconds ({limit}) at epoch {trainer.epoch}"
         return _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message))
     if reason == StopReason.SHUTDOWN:
-        _persist(lambda: monitor.checkpoint(strict=True))
+        _persist(settings, job_id, lambda: monitor.checkpoint(strict=True))
         # Let go of the job before it is queued again, so the next worker can take it at once.
-        _persist(lambda: store.release_lease(conn, job_id, owner))
-        _persist(lambda: queue.requeue(conn, record))
+        _persist(settings, job_id, lambda: store.release_lease(conn, job_id, owner))
+        _persist(settings, job_id, lambda: queue.requeue(conn, record))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
         return {"stopped": reason, "epoch": trainer.epoch}
-    tenant = record.get("tenant", "public")
-    return _persist(lambda: _publish(conn, job_id, trainer, settings, tenant))
+    return _publish(conn, job_id, trainer, settings, record.get("tenant", "public"))
 
 
 def _resume(conn, job_id: str, trainer: Trainer) -> None:
@@ -148,7 +151,13 @@ def _resume(conn, job_id: str, trainer: Trainer) -> None:
 
 
 def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: str) -> dict:
-    """Store the model (its id is the job's) and mark the job finished."""
+    """Store the model (its id is the job's) and mark the job finished.
+
+    A model that a full Redis still has no room for after the final-write patience fails its
+    job with ``storage_full``: the failure is a small write that fits where the model did not,
+    it frees the job's checkpoint and quota slot, and it tells the owner, whose resubmission
+    later trains the same model. Requeueing would train it again only to need the same space.
+    """
     model = trainer.model()
     info = model.info
     meta: ModelMeta = {
@@ -168,8 +177,22 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         "best_epoch": info["best_epoch"],
         "classes": model.classes,
     }
-    store.save_model(conn, job_id, model.to_bytes(), meta)
-    _end(conn, job_id, settings, JobStatus.FINISHED, model_id=job_id)
+    blob = model.to_bytes()
+    try:
+        _persist(settings, job_id, lambda: store.save_model(conn, job_id, blob, meta))
+    except redis.exceptions.OutOfMemoryError:
+        message = (
+            f"Redis stayed full (maxmemory) for {settings.final_write_patience_seconds:g} s: "
+            f"the trained model ({len(blob):,} bytes) could not be stored. Free space and "
+            "submit the job again."
+        )
+        error = ("storage_full", message)
+        return _persist(
+            settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FAILED, error)
+        )
+    _persist(
+        settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FINISHED, model_id=job_id)
+    )
     log.info("job %s finished after %d epochs", job_id, info["epochs_run"])
     return {"model_id": job_id, "epochs_run": info["epochs_run"]}
 
@@ -178,23 +201,41 @@ def _end(conn, job_id, settings, status, error=None, **fields) -> dict:
     """Record how the job ended; ``error`` is ``(code, message)`` for a failure."""
     if error is not None:
         fields["error"] = {"code": error[0], "message": error[1]}
-        log.warning("job %s failed: %s: %s", job_id, *error)
     store.finish_job(
         conn, job_id, settings.data_ttl_seconds, status=status, ended_at=store.now_iso(), **fields
     )
+    if error is not None:
+        log.warning("job %s failed: %s: %s", job_id, *error)
     return {"status": str(status), **({"error": error[0]} if error else {})}
 
 
-def _persist(write):
-    """Run a final write, waiting out a Redis outage of up to FINAL_WRITE_PATIENCE_SECONDS."""
-    deadline = time.monotonic() + FINAL_WRITE_PATIENCE_SECONDS
+def _persist(settings: Settings, job_id: str, write):
+    """Run a final write of job ``job_id``; while Redis is unreachable or full, retry it for up
+    to ``settings.final_write_patience_seconds``, then raise the last error."""
+    patience = settings.final_write_patience_seconds
+    deadline = time.monotonic() + patience
     delay = 0.1
+    waited = False
     while True:
         try:
-            return write()
-        except REDIS_ERRORS:
+            result = write()
+        except REDIS_ERRORS as exc:
             if time.monotonic() > deadline:
+                log.error(
+                    "job %s: %s; gave up a final write after %g s", job_id, refusal(exc), patience
+                )
                 raise
-            log.warning("redis unreachable; retrying a final write in %.1fs", delay)
+            if not waited:
+                log.warning(
+                    "job %s: %s; retrying a final write for up to %g s",
+                    job_id,
+                    refusal(exc),
+                    patience,
+                )
+                waited = True
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        else:
+            if waited:
+                log.info("job %s: final write stored", job_id)
+            return result

@@ -1,12 +1,22 @@
 """The rq worker class: jobs run in the worker's own process, and signals reach the job."""
 
+import logging
 import signal
 import threading
+import time
 
+import redis
 from rq import SimpleWorker
 
 from . import runtime
 from .progress import StopReason
+
+log = logging.getLogger(__name__)
+
+# While Redis is full, rq's loop tries again after a pause that doubles up to this.
+FULL_RETRY_SECONDS = 5.0
+
+OutOfMemory = redis.exceptions.OutOfMemoryError
 
 
 class TrainingWorker(SimpleWorker):
@@ -15,15 +25,69 @@ class TrainingWorker(SimpleWorker):
     SIGTERM (warm shutdown) asks the running job to checkpoint and requeue itself at its next
     epoch boundary before rq exits. rq's stop-job command, which would kill a work horse,
     interrupts the job in this process instead.
+
+    While Redis is full (maxmemory, noeviction) it refuses rq's own bookkeeping writes too, and
+    rq's work loop quits on any error but a lost connection. This worker waits for space
+    instead: a full Redis must not take the workers down with it.
     """
 
     def request_stop(self, signum, frame):
         runtime.request_stop(StopReason.SHUTDOWN)
-        super().request_stop(signum, frame)
+        try:
+            super().request_stop(signum, frame)
+        except OutOfMemory:
+            pass  # rq notes the request in Redis after acting on it; the stop still happens
 
     def kill_horse(self, sig=None):
         if runtime.running_job() is not None:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    def check_for_suspension(self, burst: bool):
+        # The first write of each turn of rq's loop (its heartbeat): wait here for room.
+        _wait_for_room(lambda: super(TrainingWorker, self).check_for_suspension(burst), "check in")
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        return _wait_for_room(
+            lambda: super(TrainingWorker, self).dequeue_job_and_maintain_ttl(
+                timeout, max_idle_time
+            ),
+            "ask for a job",
+        )
+
+    def execute_job(self, job, queue):
+        try:
+            super().execute_job(job, queue)
+        except OutOfMemory:
+            # The task has recorded the job's own outcome, or left the job for the reaper to
+            # put back on the queue; only rq's record of this run is missing.
+            log.warning("Redis is full (maxmemory); rq could not record the end of %s", job.id)
+
+    def heartbeat(self, *args, **kwargs):
+        try:
+            super().heartbeat(*args, **kwargs)
+        except OutOfMemory:
+            log.warning("Redis is full (maxmemory); rq's worker heartbeat skipped")
+
+    def run_maintenance_tasks(self):
+        try:
+            super().run_maintenance_tasks()
+        except OutOfMemory:
+            log.warning("Redis is full (maxmemory); rq's registry cleanup put off")
+
+
+def _wait_for_room(call, what: str):
+    """``call()``, retried while Redis is full, with a growing pause up to FULL_RETRY_SECONDS.
+
+    A stop request while idle raises rq's StopRequested out of the pause, as rq expects.
+    """
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except OutOfMemory:
+            log.warning("Redis is full (maxmemory); will %s again in %.1f s", what, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, FULL_RETRY_SECONDS)
 
 
 def raise_job_stopped(signum, frame):
