@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 
+from .exceptions import SpecError
+from .hyperparameters import Hyperparameter
+
 
 def schedule_lr(base: float, schedule: dict, epoch: int) -> float:
     """Learning rate for a 0-based ``epoch``.
@@ -29,24 +32,46 @@ def schedule_lr(base: float, schedule: dict, epoch: int) -> float:
     raise ValueError(f"unknown schedule {name!r}")
 
 
+# The most any optimizer's learning_rate may be: larger rates only diverge.
+MAX_LEARNING_RATE = 10.0
+
+
+def learning_rate(default: float) -> Hyperparameter:
+    return Hyperparameter(default, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
+
+
+def decay_rate(default: float) -> Hyperparameter:
+    """A moving average's decay (momentum, beta_1, beta_2, rho): in [0, 1), since 1 would
+    never let the average move."""
+    return Hyperparameter(default, low=0.0, high=1.0, high_open=True)
+
+
+def epsilon(default: float) -> Hyperparameter:
+    return Hyperparameter(default, low=0.0, low_open=True)
+
+
+WEIGHT_DECAY = Hyperparameter(0.0, low=0.0)  # L2 on weights, every optimizer
+
+
 class Optimizer:
-    """Base class.
+    """Base class. Each subclass declares its ``hyperparameters`` (defaults and bounds), which
+    ``normalize`` checks a spec against and the API's schema is derived from.
 
     Args:
         size: number of parameters in the flat buffer.
         n_weights: the first ``n_weights`` entries are weights (biases follow); L2 weight
             decay applies to weights only.
         dtype: the parameters' dtype.
-        config: the normalised optimizer spec (``learning_rate``, ``weight_decay``, ...).
+        config: the normalised optimizer spec (see ``normalize``).
     """
 
     name = ""
     slots: tuple[str, ...] = ()
+    hyperparameters: dict[str, Hyperparameter] = {}
 
     def __init__(self, size: int, n_weights: int, dtype, config: dict):
         self.config = config
-        self.lr = float(config["learning_rate"])
-        self.weight_decay = float(config.get("weight_decay", 0.0))
+        self.weight_decay = config["weight_decay"]
         self.n_weights = n_weights
         self.t = 0
         self._tmp = np.zeros(size, dtype)
@@ -54,8 +79,22 @@ class Optimizer:
         for slot in self.slots:
             setattr(self, slot, np.zeros(size, dtype))
 
-    def step(self, params, grads):
-        """Apply one update in place.
+    @classmethod
+    def normalize(cls, config: dict, path: str) -> dict:
+        """``{"name", hyperparameter: value, ...}`` with every default filled in.
+
+        Raises:
+            SpecError: naming the path of the first value out of bounds.
+        """
+        out = {"name": cls.name}
+        for key, hyperparameter in cls.hyperparameters.items():
+            out[key] = hyperparameter.check(
+                config.get(key, hyperparameter.default), f"{path}.{key}"
+            )
+        return out
+
+    def step(self, params, grads, lr: float):
+        """Apply one update in place, at learning rate ``lr`` (the schedule's, this epoch).
 
         Args:
             params: ndarray of shape (n_params,).
@@ -66,9 +105,9 @@ class Optimizer:
             w = slice(0, self.n_weights)
             np.multiply(params[w], self.weight_decay, out=self._tmp[w])
             grads[w] += self._tmp[w]
-        self._update(params, grads)
+        self._update(params, grads, lr)
 
-    def _update(self, params, grads):
+    def _update(self, params, grads, lr: float):
         raise NotImplementedError
 
     def state(self) -> tuple[dict, dict]:
@@ -85,16 +124,29 @@ class SGD(Optimizer):
     """p ← p − lr·g; with momentum μ: v ← μ·v − lr·g, p ← p + v (Nesterov: p ← p + μ·v − lr·g)."""
 
     name = "sgd"
+    hyperparameters = {
+        "learning_rate": learning_rate(0.01),
+        "weight_decay": WEIGHT_DECAY,
+        "momentum": decay_rate(0.0),
+        "nesterov": Hyperparameter(False),
+    }
 
     def __init__(self, size, n_weights, dtype, config):
-        self.momentum = float(config.get("momentum", 0.0))
-        self.nesterov = bool(config.get("nesterov", False))
+        self.momentum = config["momentum"]
+        self.nesterov = config["nesterov"]
         self.slots = ("velocity",) if self.momentum else ()
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, params, grads):
+    @classmethod
+    def normalize(cls, config: dict, path: str) -> dict:
+        out = super().normalize(config, path)
+        if out["nesterov"] and not out["momentum"] > 0:
+            raise SpecError(f"{path}.nesterov", "needs momentum > 0")
+        return out
+
+    def _update(self, params, grads, lr):
         tmp = self._tmp
-        np.multiply(grads, self.lr, out=tmp)
+        np.multiply(grads, lr, out=tmp)
         if not self.momentum:
             params -= tmp
             return
@@ -118,11 +170,21 @@ class Adam(Optimizer):
 
     name = "adam"
     slots = ("m", "v")
+    hyperparameters = {
+        "learning_rate": learning_rate(0.001),
+        "weight_decay": WEIGHT_DECAY,
+        "beta_1": decay_rate(0.9),
+        "beta_2": decay_rate(0.999),
+        "epsilon": epsilon(1e-8),
+    }
 
-    def _update(self, params, grads):
-        b1 = self.config.get("beta_1", 0.9)
-        b2 = self.config.get("beta_2", 0.999)
-        eps = self.config.get("epsilon", 1e-8)
+    def __init__(self, size, n_weights, dtype, config):
+        self.beta_1, self.beta_2 = config["beta_1"], config["beta_2"]
+        self.epsilon = config["epsilon"]
+        super().__init__(size, n_weights, dtype, config)
+
+    def _update(self, params, grads, lr):
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
         tmp, tmp2 = self._tmp, self._tmp2
         m, v = self.m, self.v
         # m += (1 - b1) * (g - m)
@@ -135,7 +197,7 @@ class Adam(Optimizer):
         tmp *= 1.0 - b2
         v += tmp
         c2 = math.sqrt(1.0 - b2**self.t)
-        step = self.lr * c2 / (1.0 - b1**self.t)
+        step = lr * c2 / (1.0 - b1**self.t)
         np.sqrt(v, out=tmp)
         tmp += eps * c2
         np.divide(m, tmp, out=tmp2)
@@ -148,10 +210,19 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
     slots = ("v",)
+    hyperparameters = {
+        "learning_rate": learning_rate(0.001),
+        "weight_decay": WEIGHT_DECAY,
+        "rho": decay_rate(0.9),
+        "epsilon": epsilon(1e-7),
+    }
 
-    def _update(self, params, grads):
-        rho = self.config.get("rho", 0.9)
-        eps = self.config.get("epsilon", 1e-7)
+    def __init__(self, size, n_weights, dtype, config):
+        self.rho, self.epsilon = config["rho"], config["epsilon"]
+        super().__init__(size, n_weights, dtype, config)
+
+    def _update(self, params, grads, lr):
+        rho, eps = self.rho, self.epsilon
         tmp, tmp2, v = self._tmp, self._tmp2, self.v
         np.multiply(grads, grads, out=tmp)
         tmp -= v
@@ -160,7 +231,7 @@ class RMSprop(Optimizer):
         np.sqrt(v, out=tmp)
         tmp += eps
         np.divide(grads, tmp, out=tmp2)
-        tmp2 *= self.lr
+        tmp2 *= lr
         params -= tmp2
 
 
@@ -169,16 +240,25 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
     slots = ("accumulator",)
+    hyperparameters = {
+        "learning_rate": learning_rate(0.01),
+        "weight_decay": WEIGHT_DECAY,
+        "epsilon": epsilon(1e-7),
+    }
 
-    def _update(self, params, grads):
-        eps = self.config.get("epsilon", 1e-7)
+    def __init__(self, size, n_weights, dtype, config):
+        self.epsilon = config["epsilon"]
+        super().__init__(size, n_weights, dtype, config)
+
+    def _update(self, params, grads, lr):
+        eps = self.epsilon
         tmp, tmp2, acc = self._tmp, self._tmp2, self.accumulator
         np.multiply(grads, grads, out=tmp)
         acc += tmp
         np.sqrt(acc, out=tmp)
         tmp += eps
         np.divide(grads, tmp, out=tmp2)
-        tmp2 *= self.lr
+        tmp2 *= lr
         params -= tmp2
 
 

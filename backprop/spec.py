@@ -22,8 +22,6 @@ from .preprocessing import TARGETS
 DTYPES = ("float64", "float32")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time")
 ALPHA_DEFAULTS = {"leaky_relu": 0.01, "elu": 1.0}
-LR_DEFAULTS = {"sgd": 0.01, "adam": 0.001, "rmsprop": 0.001, "adagrad": 0.01}
-EPSILON_DEFAULTS = {"adam": 1e-8, "rmsprop": 1e-7, "adagrad": 1e-7}
 # The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
 DRAWN_BIAS_SCHEMES = ("uniform", "normal")
 FUSED_OUTPUTS = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
@@ -105,29 +103,7 @@ def _optimizer(opt: dict) -> dict:
     name = opt.get("name", "sgd")
     _require(name in OPTIMIZERS, "training.optimizer.name", f"must be one of {sorted(OPTIMIZERS)}")
     path = "training.optimizer"
-    out = {
-        "name": name,
-        "learning_rate": _number(
-            opt.get("learning_rate", LR_DEFAULTS[name]), f"{path}.learning_rate", 0, low_open=True
-        ),
-        "weight_decay": _number(opt.get("weight_decay", 0.0), f"{path}.weight_decay", 0),
-    }
-    if name == "sgd":
-        out["momentum"] = _number(opt.get("momentum", 0.0), f"{path}.momentum", 0, 1)
-        out["nesterov"] = bool(opt.get("nesterov", False))
-        _require(
-            not out["nesterov"] or out["momentum"] > 0, f"{path}.nesterov", "needs momentum > 0"
-        )
-    if name == "adam":
-        out["beta_1"] = _number(opt.get("beta_1", 0.9), f"{path}.beta_1", 0, 1)
-        out["beta_2"] = _number(opt.get("beta_2", 0.999), f"{path}.beta_2", 0, 1)
-        _require(out["beta_1"] < 1, f"{path}.beta_1", "must be < 1")
-        _require(out["beta_2"] < 1, f"{path}.beta_2", "must be < 1")
-    if name == "rmsprop":
-        out["rho"] = _number(opt.get("rho", 0.9), f"{path}.rho", 0, 1)
-    if name in EPSILON_DEFAULTS:
-        eps = opt.get("epsilon", EPSILON_DEFAULTS[name])
-        out["epsilon"] = _number(eps, f"{path}.epsilon", 0, low_open=True)
+    out = OPTIMIZERS[name].normalize(opt, path)
 
     sched = dict(opt.get("schedule") or {"name": "constant"})
     sname = sched.get("name", "constant")

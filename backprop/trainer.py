@@ -93,6 +93,8 @@ class Trainer:
         # Shuffling draws from its own stream, so init stays the article's legacy draws.
         self.shuffle_rng = np.random.Generator(np.random.PCG64([seed, 1]))
         self.epoch = 0
+        # The rate the current (or last) epoch trains at: the schedule's, passed to each step.
+        self.learning_rate = tr["optimizer"]["learning_rate"]
         self.history = {"epoch": [], "loss": []}
         self.stopped_early = False
         es = tr["early_stopping"]
@@ -134,21 +136,18 @@ class Trainer:
         full_batch = batch == n
         shuffle = tr["shuffle"] and not full_batch
         mean = self.loss.reduction == "mean"
-        net, loss, opt, metrics = self.network, self.loss, self.optimizer, self.metrics
+        net, loss, metrics = self.network, self.loss, self.metrics
         params, grads, fused = net.params, net.grads, self.fused
-        forward, backward, step = net.forward, net.backward, opt.step
+        forward, backward, step = net.forward, net.backward, self.optimizer.step
         base_lr = tr["optimizer"]["learning_rate"]
         schedule = tr["optimizer"]["schedule"]
-        scheduled = schedule["name"] != "constant"
-        opt.lr = base_lr
         early_stopping = tr["early_stopping"] is not None
         epochs = self.epochs
         X, Y = self.X, self.Y
         starts = range(0, n, batch)
         xbufs, ybufs = {}, {}
         while self.epoch < epochs and not self.stopped_early:
-            if scheduled:
-                opt.lr = schedule_lr(base_lr, schedule, self.epoch)
+            lr = self.learning_rate = schedule_lr(base_lr, schedule, self.epoch)
             metrics.reset()
             total = 0.0
             if full_batch:
@@ -156,7 +155,7 @@ class Trainer:
                 total = loss.forward_backward(P, Y, Z, dP)
                 metrics.update(P, Y)
                 backward(fused)
-                step(params, grads)
+                step(params, grads, lr)
             else:
                 order = self.shuffle_rng.permutation(n) if shuffle else None
                 for s in starts:
@@ -174,7 +173,7 @@ class Trainer:
                     total += loss.forward_backward(P, yb, Z, dP)
                     metrics.update(P, yb)
                     backward(fused)
-                    step(params, grads)
+                    step(params, grads, lr)
             epoch_loss = total / n if mean else total
             self.epoch += 1
             if not math.isfinite(epoch_loss):

@@ -15,6 +15,7 @@ from marshmallow import (
 
 from backprop.activations import ACTIVATIONS
 from backprop.exceptions import SpecError
+from backprop.hyperparameters import Hyperparameter
 from backprop.initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
@@ -98,17 +99,46 @@ class ScheduleSchema(Schema):
     decay = Number(validate=validate.Range(min=0))
 
 
-class OptimizerSchema(Schema):
-    name = fields.String(required=True, validate=_one_of(OPTIMIZERS))
-    learning_rate = Number(validate=validate.Range(min=0, max=10, min_inclusive=False))
-    momentum = _fraction()
-    nesterov = Bool()
-    beta_1 = _fraction()
-    beta_2 = _fraction()
-    epsilon = _positive()
-    rho = _fraction()
-    weight_decay = Number(validate=validate.Range(min=0))
-    schedule = fields.Nested(ScheduleSchema)
+def hyperparameter_field(hyperparameter: Hyperparameter) -> fields.Field:
+    """The schema field of an engine hyperparameter, with the bounds its class declares."""
+    if hyperparameter.is_flag:
+        return Bool()
+    bounds = validate.Range(
+        min=hyperparameter.low,
+        max=hyperparameter.high,
+        min_inclusive=not hyperparameter.low_open,
+        max_inclusive=not hyperparameter.high_open,
+    )
+    return Number(validate=bounds)
+
+
+def optimizer_hyperparameters() -> dict[str, Hyperparameter]:
+    """Every optimizer's hyperparameters by name; one name has one set of bounds everywhere
+    (only its default may differ between optimizers)."""
+    merged: dict[str, Hyperparameter] = {}
+    for optimizer in OPTIMIZERS.values():
+        for key, hyperparameter in optimizer.hyperparameters.items():
+            known = merged.setdefault(key, hyperparameter)
+            bounds = (known.low, known.high, known.low_open, known.high_open)
+            mine = (hyperparameter.low, hyperparameter.high)
+            mine += (hyperparameter.low_open, hyperparameter.high_open)
+            if bounds != mine:
+                raise TypeError(f"{optimizer.name}.{key} is bounded unlike the other optimizers")
+    return merged
+
+
+# Its fields come from the optimizer classes, which own their hyperparameters and bounds.
+# (Built with type(), not Schema.from_dict, so that it is registered by name like the others.)
+OptimizerSchema = type(
+    "OptimizerSchema",
+    (Schema,),
+    {
+        "__module__": __name__,
+        "name": fields.String(required=True, validate=_one_of(OPTIMIZERS)),
+        **{key: hyperparameter_field(h) for key, h in optimizer_hyperparameters().items()},
+        "schedule": fields.Nested(ScheduleSchema),
+    },
+)
 
 
 class ValidationSetSchema(Schema):

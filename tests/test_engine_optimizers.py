@@ -109,7 +109,7 @@ def test_steps_equal_the_textbook_formula(label, optimizer, reference, n_steps, 
     opt = get_optimizer(PARAMS.size, N_WEIGHTS, np.float64, config)
     params = PARAMS.copy()
     for g in GRADS[:n_steps]:
-        opt.step(params, g.copy())
+        opt.step(params, g.copy(), config["learning_rate"])
     expected = reference_run(reference, config, n_steps, weight_decay)
     np.testing.assert_allclose(params, expected, rtol=1e-12, atol=1e-15)
     assert np.abs(params - PARAMS).min() > 1e-4  # every parameter moved
@@ -124,8 +124,8 @@ def test_weight_decay_leaves_biases_alone():
         optimizer_config({**OPTIMIZERS[0][1], "weight_decay": 0.5}),
     )
     a, b = PARAMS.copy(), PARAMS.copy()
-    plain.step(a, GRADS[0].copy())
-    decayed.step(b, GRADS[0].copy())
+    plain.step(a, GRADS[0].copy(), 0.1)
+    decayed.step(b, GRADS[0].copy(), 0.1)
     assert a[N_WEIGHTS:].tobytes() == b[N_WEIGHTS:].tobytes()
     np.testing.assert_allclose(b[:N_WEIGHTS] - a[:N_WEIGHTS], -0.1 * 0.5 * PARAMS[:N_WEIGHTS])
 
@@ -137,7 +137,7 @@ def test_weight_decay_leaves_biases_alone():
 def test_steps_keep_the_dtype(label, optimizer, reference, dtype):
     opt = get_optimizer(PARAMS.size, N_WEIGHTS, dtype, optimizer_config(optimizer))
     params = PARAMS.astype(dtype)
-    opt.step(params, GRADS[0].astype(dtype))
+    opt.step(params, GRADS[0].astype(dtype), opt.config["learning_rate"])
     assert params.dtype == dtype
     _, slots = opt.state()
     assert all(slot.dtype == dtype for slot in slots.values())
@@ -194,6 +194,6 @@ def test_trainer_sets_the_scheduled_rate_each_epoch(schedule, epochs, expected):
     }
     trainer = Trainer(spec, [[0.0], [1.0]], [[0.0], [1.0]])
     seen = []
-    trainer.fit(callback=lambda epoch, logs: seen.append(trainer.optimizer.lr))
+    trainer.fit(callback=lambda epoch, logs: seen.append(trainer.learning_rate))
     # The callback runs after epoch ``e`` (1-based), which trained with the rate of epoch e - 1.
     assert [seen[e] for e in epochs] == pytest.approx(expected, rel=1e-12)

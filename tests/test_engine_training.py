@@ -286,7 +286,7 @@ def test_a_huge_learning_rate_raises_divergence_error_naming_the_epoch():
         "network": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 1}], "seed": 0},
         "training": {
             "loss": "mse",
-            "optimizer": {"name": "sgd", "learning_rate": 1e3},
+            "optimizer": {"name": "sgd", "learning_rate": 10.0},
             "epochs": 200,
             "batch_size": None,
         },
