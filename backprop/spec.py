@@ -8,6 +8,7 @@ problem it finds.
 
 import copy
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
 from .optimizers import OPTIMIZERS
-from .preprocessing import TARGETS
+from .preprocessing import TARGETS, Preprocessor, check_classes, class_labels, target_columns
 
 DTYPES = ("float64", "float32")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time")
@@ -341,3 +342,70 @@ def check_dtype_range(spec: dict, X, y, path: str = "data") -> None:
         as_dtype(X, dtype, f"{path}.X")
     if spec["targets"] != "classes":
         as_dtype(y, dtype, f"{path}.y")
+
+
+def data_shape(spec: dict, X, y) -> dict:
+    """``{rows, columns, outputs, classes}`` of training data, checked against a normalised
+    spec: the same keys a stored dataset's record has, for ``check_job_data``.
+
+    Raises:
+        SpecError: naming ``data.X`` or ``data.y``.
+    """
+    labels = spec["targets"] == "classes"
+    n_outputs, loss = spec["network"]["layers"][-1]["units"], spec["training"]["loss"]
+    X, y = check_data(X, y, n_outputs, labels=labels, loss=loss)
+    check_dtype_range(spec, X, y)
+    classes = class_labels(y).tolist() if labels else None
+    return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
+
+
+class JobData(NamedTuple):
+    """What ``check_job_data`` checked: the validation arrays as float64 ``(X_val, y_val)``
+    (None without explicit ones) and the initial weights as ``[(W, b), ...]`` (or None)."""
+
+    validation: tuple[np.ndarray, np.ndarray] | None
+    initial_weights: list[tuple] | None
+
+
+def check_job_data(spec: dict, shape: dict, validation=None, source: str = "data") -> JobData:
+    """Check a normalised spec, its explicit validation set and its initial weights against
+    the shape of its training data (see ``data_shape``): the API at submit, the engine before
+    it trains, with the same rules and messages.
+
+    Args:
+        validation: ``(X_val, y_val)`` array-likes, or None.
+        source: the field the training data comes from, ``data`` or ``dataset_id``.
+
+    Raises:
+        SpecError: naming the field at fault.
+    """
+    layers = spec["network"]["layers"]
+    width = target_columns(spec)
+    y_path = "data.y" if source == "data" else source
+    if shape["outputs"] != width:
+        raise SpecError(y_path, f"has {shape['outputs']} target columns; the job needs {width}")
+    classes = None
+    if spec["targets"] == "classes":
+        classes = shape.get("classes")
+        if classes is None:
+            raise SpecError(y_path, "must be one column of integer class labels")
+        check_classes(classes, layers)
+    fraction = (spec["training"]["validation"] or {}).get("fraction")
+    if fraction is not None:
+        validation_rows(shape["rows"], fraction)
+    if validation is not None:
+        labels = spec["targets"] == "classes"
+        loss = spec["training"]["loss"]
+        path = "training.validation"
+        X_val, y_val = check_data(*validation, width, path, labels, loss)
+        check_dtype_range(spec, X_val, y_val, path)
+        if X_val.shape[1] != shape["columns"]:
+            raise SpecError("training.validation.X", "must have as many columns as data.X")
+        if classes is not None:
+            Preprocessor(classes=classes).encode(y_val, "training.validation.y")
+        validation = (X_val, y_val)
+    weights = None
+    if spec.get("initial_weights") is not None:
+        sizes = [shape["columns"]] + [layer["units"] for layer in layers]
+        weights = check_initial_weights(spec["initial_weights"], sizes, spec["network"]["dtype"])
+    return JobData(validation, weights)

@@ -9,16 +9,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .exceptions import CheckpointError, DivergenceError, SpecError
+from .exceptions import CheckpointError, DivergenceError
 from .initializers import initial_parameters
 from .losses import get_loss
 from .metrics import EpochMetrics, higher_is_better, metric_kind
 from .model import Model
 from .network import Network
 from .optimizers import get_optimizer, schedule_lr
-from .preprocessing import Preprocessor, check_classes, class_labels
+from .preprocessing import Preprocessor, class_labels
 from .serialization import pack, unpack
-from .spec import as_dtype, check_data, check_initial_weights, normalize, validation_rows
+from .spec import as_dtype, check_data, check_job_data, normalize, validation_rows
 
 CHECKPOINT_FORMAT = "backprop.checkpoint/2"
 
@@ -45,19 +45,20 @@ class Trainer:
         n_outputs = net["layers"][-1]["units"]
         labels = self.spec["targets"] == "classes"
         X, y = check_data(X, y, n_outputs, labels=labels, loss=tr["loss"])
-        classes = None
-        if labels:
-            # From every row, before the hold-out: the label set is not a fitted statistic.
-            classes = class_labels(y, "data.y")
-            check_classes(classes, net["layers"])
+        # From every row, before the hold-out: the label set is not a fitted statistic.
+        classes = class_labels(y, "data.y") if labels else None
+        shape = {
+            "rows": X.shape[0],
+            "columns": X.shape[1],
+            "outputs": y.shape[1],
+            "classes": None if classes is None else classes.tolist(),
+        }
+        # The API checks a job against its data with the same function before queueing it.
+        checked = check_job_data(self.spec, shape, validation_data)
         self.dtype = np.dtype(net["dtype"])
         seed = net["seed"]
-        if validation_data is not None:
-            Xv, yv = check_data(
-                *validation_data, n_outputs, "training.validation", labels, tr["loss"]
-            )
-            if Xv.shape[1] != X.shape[1]:
-                raise SpecError("training.validation.X", "must have as many columns as data.X")
+        if checked.validation is not None:
+            Xv, yv = checked.validation
             self.spec["training"]["validation"] = {"data": True}
         elif tr["validation"] and "fraction" in tr["validation"]:
             X, y, Xv, yv = _split(X, y, tr["validation"]["fraction"], seed)
@@ -79,8 +80,8 @@ class Trainer:
         self.loss = get_loss(tr)
         fused = self.fused
         sizes = [self.X.shape[1]] + [layer["units"] for layer in net["layers"]]
-        if self.spec.get("initial_weights") is not None:
-            params = check_initial_weights(self.spec["initial_weights"], sizes, self.dtype)
+        if checked.initial_weights is not None:
+            params = checked.initial_weights
         else:
             params = initial_parameters(net["init"], seed, sizes)
         self.network = Network(sizes[0], net["layers"], self.dtype, params, keep_logits=fused)

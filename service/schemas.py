@@ -19,22 +19,8 @@ from backprop.hyperparameters import Hyperparameter
 from backprop.initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from backprop.losses import LOSSES
 from backprop.optimizers import OPTIMIZERS
-from backprop.preprocessing import (
-    TARGETS,
-    Preprocessor,
-    check_classes,
-    class_labels,
-    target_columns,
-)
-from backprop.spec import (
-    DTYPES,
-    SCHEDULES,
-    check_data,
-    check_dtype_range,
-    check_initial_weights,
-    normalize,
-    validation_rows,
-)
+from backprop.preprocessing import TARGETS
+from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
 from store import JobStatus
 
 from .config import from_env
@@ -277,7 +263,8 @@ class JobCreateSchema(Schema):
             if "data" in data:
                 arrays["X"], arrays["y"] = data["data"]["X"], data["data"]["y"]
                 shape = data_shape(spec, arrays["X"], arrays["y"])
-                check_job_data(spec, shape, arrays, "data")
+                validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
+                check_job_data(spec, shape, validation, "data")
         except SpecError as exc:
             raise ValidationError({exc.path: [exc.message]}) from exc
         return {
@@ -287,60 +274,6 @@ class JobCreateSchema(Schema):
             "shape": shape,
             "max_runtime_seconds": max_runtime,
         }
-
-
-def data_shape(spec: dict, X, y) -> dict:
-    """``{rows, columns, outputs, classes}`` of inline training data, checked against a
-    normalised spec; the same keys a dataset's record has.
-
-    Raises:
-        SpecError: naming ``data.X`` or ``data.y``.
-    """
-    labels = spec["targets"] == "classes"
-    n_outputs, loss = spec["network"]["layers"][-1]["units"], spec["training"]["loss"]
-    X, y = check_data(X, y, n_outputs, labels=labels, loss=loss)
-    check_dtype_range(spec, X, y)
-    classes = class_labels(y).tolist() if labels else None
-    return {"rows": X.shape[0], "columns": X.shape[1], "outputs": y.shape[1], "classes": classes}
-
-
-def check_job_data(spec: dict, shape: dict, arrays: dict, source: str) -> None:
-    """Check a normalised spec, its validation arrays and initial weights against the shape
-    of its training data (see ``data_shape``), as the engine will.
-
-    Args:
-        source: the field the training data comes from, ``data`` or ``dataset_id``.
-
-    Raises:
-        SpecError: naming the field at fault.
-    """
-    layers = spec["network"]["layers"]
-    width = target_columns(spec)
-    y_path = "data.y" if source == "data" else source
-    if shape["outputs"] != width:
-        raise SpecError(y_path, f"has {shape['outputs']} target columns; the job needs {width}")
-    classes = None
-    if spec["targets"] == "classes":
-        classes = shape.get("classes")
-        if classes is None:
-            raise SpecError(y_path, "must be one column of integer class labels")
-        check_classes(classes, layers)
-    validation = spec["training"]["validation"] or {}
-    if "fraction" in validation:
-        validation_rows(shape["rows"], validation["fraction"])
-    if "X_val" in arrays:
-        labels = spec["targets"] == "classes"
-        loss = spec["training"]["loss"]
-        path = "training.validation"
-        X_val, y_val = check_data(arrays["X_val"], arrays["y_val"], width, path, labels, loss)
-        check_dtype_range(spec, X_val, y_val, path)
-        if arrays["X_val"].shape[1] != shape["columns"]:
-            raise SpecError("training.validation.X", "must have as many columns as data.X")
-        if classes is not None:
-            Preprocessor(classes=classes).encode(arrays["y_val"], "training.validation.y")
-    if spec.get("initial_weights"):
-        sizes = [shape["columns"]] + [layer["units"] for layer in layers]
-        check_initial_weights(spec["initial_weights"], sizes, spec["network"]["dtype"])
 
 
 class ErrorInfoSchema(Schema):

@@ -12,6 +12,7 @@ import redis
 
 import store
 from backprop import SpecError
+from backprop.spec import check_job_data
 from store import JobRecord, queue
 
 from . import budget
@@ -22,7 +23,6 @@ from .exceptions import (
     InvalidJob,
     TooManyActiveJobs,
 )
-from .schemas import check_job_data
 
 BUDGET_LIMITS = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
 
@@ -79,7 +79,8 @@ def dataset_shape(
     if record is None or not tenant.owns(record):
         raise InvalidJob("Unknown dataset.", {"dataset_id": [f"No dataset {dataset_id}."]})
     try:
-        check_job_data(spec, record, arrays, "dataset_id")
+        validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
+        check_job_data(spec, record, validation, "dataset_id")
     except SpecError as exc:
         raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
     return record
