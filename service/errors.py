@@ -12,7 +12,7 @@ from flask import Flask
 from flask_limiter.errors import RateLimitExceeded
 from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .extensions import limiter
 
@@ -103,26 +103,34 @@ def retry_after_seconds() -> int:
     return max(1, math.ceil(current.reset_at - time.time()))
 
 
-def redis_unavailable(exc: redis.exceptions.RedisError):
-    """503 while Redis cannot be reached, so callers know to retry."""
+# Redis errors that mean "not now" rather than a bug; every route answers them alike.
+REDIS_FAILURES = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+)
+
+
+def redis_failure(exc: redis.exceptions.RedisError) -> tuple[HTTPStatus, str, dict]:
+    """What a Redis failure means to a caller: status, message and headers. Each API
+    protocol (/v1's error body here, /v2's in service.inference) renders it in its own shape.
+    """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        log.warning("redis is full: %s", exc)
+        message = "Storage is full: Redis has reached its memory limit. Retry later."
+        retry = STORAGE_FULL_RETRY_AFTER_SECONDS
+        return HTTPStatus.INSUFFICIENT_STORAGE, message, {"Retry-After": str(retry)}
     log.warning("redis unavailable: %s", exc)
-    err = ServiceUnavailable()
-    body = error_body(
-        503, err.name, f"Redis is unreachable; retry later ({exc.__class__.__name__})."
-    )
-    return body, 503, {"Retry-After": "5"}
+    message = f"Redis is unreachable; retry later ({exc.__class__.__name__})."
+    return HTTPStatus.SERVICE_UNAVAILABLE, message, {"Retry-After": "5"}
 
 
-def storage_full(exc: redis.exceptions.OutOfMemoryError):
-    """507 while Redis is at maxmemory and refuses writes; reads still work."""
-    log.warning("redis is full: %s", exc)
-    status = HTTPStatus.INSUFFICIENT_STORAGE
-    message = "Storage is full: Redis has reached its memory limit. Retry later."
-    headers = {"Retry-After": str(STORAGE_FULL_RETRY_AFTER_SECONDS)}
+def redis_failed(exc: redis.exceptions.RedisError):
+    """503 while Redis cannot be reached, 507 while it is full: callers know to retry."""
+    status, message, headers = redis_failure(exc)
     return error_body(status, status.phrase, message), status, headers
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(redis.exceptions.ConnectionError, redis_unavailable)
-    app.register_error_handler(redis.exceptions.TimeoutError, redis_unavailable)
-    app.register_error_handler(redis.exceptions.OutOfMemoryError, storage_full)
+    for failure in REDIS_FAILURES:
+        app.register_error_handler(failure, redis_failed)

@@ -62,15 +62,15 @@ def protocol_error(error: HTTPException):
     return jsonify(error=data.get("message") or error.description), error.code, headers
 
 
-def redis_unavailable(exc: redis.exceptions.RedisError):
-    """503 while Redis cannot be reached, so callers know to retry."""
-    message = f"Redis is unreachable; retry later ({exc.__class__.__name__})."
-    return jsonify(error=message), 503, {"Retry-After": "5"}
+def redis_failed(exc: redis.exceptions.RedisError):
+    """/v1's answer to a Redis failure (``errors.redis_failure``), in this protocol's shape."""
+    status, message, headers = errors.redis_failure(exc)
+    return jsonify(error=message), status, headers
 
 
 bp.register_error_handler(HTTPException, protocol_error)
-bp.register_error_handler(redis.exceptions.ConnectionError, redis_unavailable)
-bp.register_error_handler(redis.exceptions.TimeoutError, redis_unavailable)
+for failure in errors.REDIS_FAILURES:
+    bp.register_error_handler(failure, redis_failed)
 
 
 @bp.before_app_request
