@@ -2,15 +2,16 @@
 
 import os
 
-import store
+from store.config import SharedConfig
 
 MIB = 1024 * 1024
 
 
 def from_env(env=os.environ) -> dict:
-    """Flask config keys read from environment variables."""
+    """Flask config keys read from environment variables (the shared ones by store.config)."""
+    shared = SharedConfig.from_env(env)
     return {
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_URL": shared.redis_url,
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
         # CSV and NumPy dataset uploads: the largest body, and the most their arrays may take
         # (Redis keeps each array in one string, 512 MiB at most).
@@ -26,7 +27,7 @@ def from_env(env=os.environ) -> dict:
         "DEFAULT_MAX_RUNTIME_SECONDS": float(env.get("DEFAULT_MAX_RUNTIME_SECONDS", 3600)),
         "MAX_RUNTIME_SECONDS": float(env.get("MAX_RUNTIME_SECONDS", 24 * 3600)),
         # How long a job's training arrays are kept after it ends (the workers read it too).
-        "DATA_TTL_SECONDS": int(env.get("DATA_TTL_SECONDS", store.DATA_TTL_SECONDS)),
+        "DATA_TTL_SECONDS": shared.data_ttl_seconds,
         # Compute budget of one job, checked before it is queued (see service/budget.py).
         "MAX_PARAMETERS": int(float(env.get("MAX_PARAMETERS", 10_000_000))),
         "MAX_TRAINING_FLOPS": float(env.get("MAX_TRAINING_FLOPS", 1e15)),

@@ -2,6 +2,7 @@
 
 One module per concept, each with the code that reads and writes it:
 
+- ``config``: the settings both sides read from the environment (REDIS_URL, TTLs);
 - ``keys``: every key name; ``codecs``: npy arrays, ids, timestamps; ``connection``: the client;
 - ``jobs``: job records (``JobStatus``, ``JobRecord``), attempts and the end of a job;
 - ``history``: progress, per-epoch history and checkpoints;

@@ -9,6 +9,7 @@ from typing import TypedDict
 import redis
 
 from .codecs import array_from_bytes, array_to_bytes, now_iso
+from .config import SharedConfig
 from .connection import eval_script
 from .keys import (
     ACTIVE_JOBS,
@@ -23,7 +24,7 @@ from .keys import (
     tenant_jobs_key,
 )
 
-DATA_TTL_SECONDS = 7 * 24 * 3600  # default time a job's training arrays outlive the job
+DATA_TTL_SECONDS = SharedConfig.data_ttl_seconds  # the default; see store.config
 ARRAY_NAMES = ("X", "y", "X_val", "y_val")
 
 

@@ -5,12 +5,11 @@ back on the queue (a worker died or shut down) gets a fresh rq job id, ``<job id
 records of the earlier attempt never collide with the new one.
 """
 
-import os
-
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from .config import SharedConfig
 from .jobs import JobRecord, JobStatus, update_job
 from .keys import job_key
 
@@ -20,8 +19,9 @@ TASK = "workers.tasks.train_job"  # by dotted path: the API never imports the ta
 # rq's hard limit for one attempt: the job's own runtime cap, which the worker enforces at
 # epoch boundaries, plus this margin.
 TIMEOUT_MARGIN_SECONDS = 600
-RESULT_TTL_SECONDS = int(os.environ.get("RESULT_TTL_SECONDS", 7 * 24 * 3600))
-FAILURE_TTL_SECONDS = int(os.environ.get("FAILURE_TTL_SECONDS", 7 * 24 * 3600))
+_SHARED = SharedConfig.from_env()
+RESULT_TTL_SECONDS = _SHARED.result_ttl_seconds
+FAILURE_TTL_SECONDS = _SHARED.failure_ttl_seconds
 
 
 def training_queue(conn) -> Queue:

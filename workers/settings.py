@@ -4,7 +4,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-import store
+from store.config import SharedConfig
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Settings:
     heartbeat_seconds: float = 1.0
     reap_seconds: float = 2.0
     cancel_grace_seconds: float = 10.0
-    data_ttl_seconds: int = store.DATA_TTL_SECONDS
+    data_ttl_seconds: int = SharedConfig.data_ttl_seconds
     max_crashes: int = 5
     final_write_patience_seconds: float = 120.0
 
@@ -48,7 +48,7 @@ class Settings:
             heartbeat_seconds=num("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             reap_seconds=num("REAP_SECONDS", cls.reap_seconds),
             cancel_grace_seconds=num("CANCEL_GRACE_SECONDS", cls.cancel_grace_seconds),
-            data_ttl_seconds=num("DATA_TTL_SECONDS", cls.data_ttl_seconds),
+            data_ttl_seconds=SharedConfig.from_env(env).data_ttl_seconds,
             max_crashes=num("MAX_CRASHES", cls.max_crashes),
             final_write_patience_seconds=num(
                 "FINAL_WRITE_PATIENCE_SECONDS", cls.final_write_patience_seconds

@@ -6,7 +6,6 @@ so a job interrupted by a dead or stopped worker ends with the bits of an uninte
 
 import functools
 import logging
-import os
 import time
 
 import redis
@@ -15,6 +14,7 @@ from rq.timeouts import JobTimeoutException
 import store
 from backprop import CheckpointError, DivergenceError, SpecError, Trainer
 from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, queue
+from store.config import SharedConfig
 
 from . import runtime
 from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def connection():
     """One Redis client (and connection pool) per worker process and REDIS_URL, across jobs."""
-    return _client(os.environ.get("REDIS_URL"))
+    return _client(SharedConfig.from_env().redis_url)
 
 
 @functools.cache
