@@ -6,6 +6,7 @@ from flask_smorest import abort
 from . import (
     auth,
     datasets,
+    endpoints,
     errors,
     extensions,
     health,
@@ -62,7 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def require_json():
         if request.routing_exception is not None:
             return  # no such route (404) or method (405): that answer comes first
-        if request.endpoint in errors.RAW_BODY_ENDPOINTS:
+        if endpoints.takes_raw_body():
             return  # the view checks its own content types
         if request.method in BODY_METHODS and request.mimetype != "application/json":
             abort(415, message="Send the body as JSON with Content-Type: application/json.")

@@ -16,17 +16,11 @@ from pathlib import Path
 from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
+from . import endpoints
+
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
-# Reachable without a key: probes must work for load balancers and orchestrators.
-OPEN_ENDPOINTS = {
-    "health.Health",
-    "health.Ready",
-    "inference.ServerLive",
-    "inference.ServerReady",
-    "api-docs.openapi_json",
-}
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,10 @@ def authenticated_tenant() -> Tenant:
     tenant = tenant_from_header()
     if tenant is not None:
         return tenant
-    if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
-        return Tenant(PUBLIC)  # probes, the OpenAPI document, and 404s for unknown URLs
+    if request.endpoint is None or endpoints.is_open():
+        # 404s for unknown URLs, and views declared @open_endpoint: probes must work for load
+        # balancers and orchestrators, and the OpenAPI document for anyone writing a client.
+        return Tenant(PUBLIC)
     abort(
         401,
         message="Send a valid API key as 'Authorization: Bearer <key>'.",

@@ -11,9 +11,9 @@ from backprop import SpecError
 from backprop.preprocessing import class_labels
 from backprop.spec import as_dtype
 
-from . import errors
 from .auth import current_tenant
 from .dataset_formats import DatasetError, DatasetTooLarge, read_csv, read_numpy
+from .endpoints import raw_body
 from .errors import Blueprint
 from .extensions import limiter, redis_conn
 from .schemas import MAX_UNITS, DatasetQuerySchema, DatasetSchema, DatasetUploadSchema
@@ -80,6 +80,7 @@ def labels_of(y: np.ndarray) -> list | None:
     return classes.tolist() if len(classes) <= MAX_UNITS else None
 
 
+@raw_body  # JSON, CSV or a NumPy file
 @blp.route("")
 class Datasets(MethodView):
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"])
@@ -136,6 +137,3 @@ class Dataset(MethodView):
         """Delete a dataset; queued jobs that still need it fail with dataset_missing."""
         get_or_404(dataset_id)
         store.delete_dataset(redis_conn(), dataset_id)
-
-
-errors.RAW_BODY_ENDPOINTS.add(f"{blp.name}.{Datasets.__name__}")

@@ -14,16 +14,13 @@ from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from .endpoints import open_endpoint
 from .extensions import limiter
 
 log = logging.getLogger(__name__)
 
 # Space in a full Redis comes back when someone deletes data or raises maxmemory, not in seconds.
 STORAGE_FULL_RETRY_AFTER_SECONDS = 30
-
-# Endpoints ("blueprint.ViewClass") whose bodies are not JSON, or not always: the app's JSON
-# content-type check skips them and the view answers 415 itself.
-RAW_BODY_ENDPOINTS: set[str] = set()
 
 
 def flatten(errors, prefix: str = "") -> dict:
@@ -73,7 +70,24 @@ def error_body(code: int, status: str, message: str, errors: dict | None = None)
 
 
 class ServiceApi(Api):
-    """flask-smorest's Api with field-path error keys and a message on every error."""
+    """flask-smorest's Api with field-path error keys and a message on every error, and its
+    OpenAPI document and documentation pages open to callers without a key."""
+
+    @open_endpoint
+    def _openapi_json(self):
+        return super()._openapi_json()
+
+    @open_endpoint
+    def _openapi_redoc(self):
+        return super()._openapi_redoc()
+
+    @open_endpoint
+    def _openapi_swagger_ui(self):
+        return super()._openapi_swagger_ui()
+
+    @open_endpoint
+    def _openapi_rapidoc(self):
+        return super()._openapi_rapidoc()
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}

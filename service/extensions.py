@@ -5,7 +5,7 @@ from flask_limiter import Limiter
 
 import store
 
-from . import auth
+from . import auth, endpoints
 from .model_cache import ModelCache
 
 
@@ -19,7 +19,7 @@ def rate_limit_key() -> str:
 limiter = Limiter(
     key_func=rate_limit_key,
     default_limits=[lambda: current_app.config["RATE_LIMIT"]],
-    default_limits_exempt_when=lambda: request.endpoint in auth.OPEN_ENDPOINTS,
+    default_limits_exempt_when=endpoints.is_open,
 )
 
 

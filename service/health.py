@@ -5,6 +5,7 @@ from flask.views import MethodView
 
 import store
 
+from .endpoints import open_endpoint
 from .errors import Blueprint
 from .extensions import redis_conn
 from .schemas import StatusSchema
@@ -12,6 +13,8 @@ from .schemas import StatusSchema
 blp = Blueprint("health", __name__, description="Liveness and readiness")
 
 
+# Probes need no key: load balancers and orchestrators have none.
+@open_endpoint
 @blp.route("/healthz")
 class Health(MethodView):
     @blp.response(200, StatusSchema)
@@ -20,6 +23,7 @@ class Health(MethodView):
         return {"status": "ok"}
 
 
+@open_endpoint
 @blp.route("/readyz")
 class Ready(MethodView):
     @blp.response(200, StatusSchema)

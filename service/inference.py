@@ -21,7 +21,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import errors
+from .endpoints import open_endpoint, raw_body
 from .extensions import redis_conn
 from .models import load_model, overflow_message, predict_in_batches
 
@@ -101,12 +101,14 @@ class ServerMetadata(MethodView):
         return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
 
 
+@open_endpoint  # a probe, like /healthz
 class ServerLive(MethodView):
     def get(self):
         """The process is up."""
         return {"live": True}
 
 
+@open_endpoint
 class ServerReady(MethodView):
     def get(self):
         """Redis answers, so models can be loaded; predicting needs no rq worker."""
@@ -138,6 +140,7 @@ class ModelReady(MethodView):
         return {"name": model_id, "ready": True}
 
 
+@raw_body  # JSON, or a JSON header followed by binary tensors
 class ModelInfer(MethodView):
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
@@ -311,4 +314,3 @@ VERSIONED = f"{MODEL}/versions/<version>"
 route(ModelMetadata, MODEL, VERSIONED)
 route(ModelReady, f"{MODEL}/ready", f"{VERSIONED}/ready")
 route(ModelInfer, f"{MODEL}/infer", f"{VERSIONED}/infer")
-errors.RAW_BODY_ENDPOINTS.add(f"{bp.name}.{ModelInfer.__name__}")

@@ -15,6 +15,7 @@ from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
 from .fields import Matrix
+from .onnx_export import UnsupportedActivation
 from .onnx_export import to_bytes as onnx_bytes
 from .schemas import LayerWeightsSchema, ModelSchema, PredictResponseSchema
 
@@ -125,7 +126,11 @@ class ModelOnnx(MethodView):
     def get(self, model_id):
         """The model as an ONNX file in its own dtype, for onnxruntime and other runtimes."""
         model = load_model(model_id)
-        return download(onnx_bytes(model, name=f"backprop_{model_id}"), f"{model_id}.onnx")
+        try:
+            blob = onnx_bytes(model, name=f"backprop_{model_id}")
+        except UnsupportedActivation as exc:
+            abort(501, message=exc.message, errors=exc.errors)
+        return download(blob, f"{model_id}.onnx")
 
 
 # The hot path of other services' requests, so a plain function view whose body is parsed by

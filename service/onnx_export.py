@@ -12,6 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from backprop import Model
 from backprop.activations import get_activation
 
+from .exceptions import ServiceError
+
 INPUT, OUTPUT = "input", "output"
 OPSET = 17
 # The oldest IR version that can carry OPSET, so the file loads in older runtimes too.
@@ -22,6 +24,18 @@ ELEMENT_TYPES = {"float32": TensorProto.FLOAT, "float64": DOUBLE}
 # Activations that are one ONNX operator with no attributes.
 OPERATORS = {"linear": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 WITH_ALPHA = {"leaky_relu": "LeakyRelu", "elu": "Elu"}
+EXPORTABLE = frozenset({*OPERATORS, *WITH_ALPHA, "softmax"})
+
+
+class UnsupportedActivation(ServiceError):
+    """A layer's activation has no ONNX form here: the model predicts, but cannot be exported."""
+
+    def __init__(self, layer: int, name: str):
+        message = (
+            f"Layer {layer}'s activation {name!r} has no ONNX form in this service yet; "
+            "the model's weights can still be downloaded (format=npz)."
+        )
+        super().__init__(message, {f"network.layers.{layer}.activation": [message]})
 
 
 def build(model: Model, name: str = "backprop") -> onnx.ModelProto:
@@ -30,10 +44,16 @@ def build(model: Model, name: str = "backprop") -> onnx.ModelProto:
     Args:
         model: a trained model.
         name: the graph's name.
+
+    Raises:
+        UnsupportedActivation: a layer's activation is not in ``EXPORTABLE``.
     """
     dtype = np.dtype(model.spec["network"]["dtype"])
     element_type = ELEMENT_TYPES[dtype.name]
     layers = model.spec["network"]["layers"]
+    for i, config in enumerate(layers):
+        if config["activation"] not in EXPORTABLE:
+            raise UnsupportedActivation(i, config["activation"])
     nodes, initializers, x = standardization(model, dtype)
     for i, (config, (W, b)) in enumerate(zip(layers, model.network.parameters(), strict=True)):
         p = f"layer{i}"
@@ -98,7 +118,8 @@ def standardization(model: Model, dtype: np.dtype):
 
 
 def activation(config: dict, z: str, out: str, dtype: np.dtype, prefix: str):
-    """Nodes computing ``out = f(z)`` for a layer's ``{"activation", "alpha"?}``.
+    """Nodes computing ``out = f(z)`` for a layer's ``{"activation", "alpha"?}``, one of
+    ``EXPORTABLE``.
 
     Returns:
         (nodes, initializers): the nodes, and the scalar constants they read.
@@ -109,8 +130,6 @@ def activation(config: dict, z: str, out: str, dtype: np.dtype, prefix: str):
         return [helper.make_node(OPERATORS[name], [z], [out], name=op_name)], []
     if name == "softmax":
         return [helper.make_node("Softmax", [z], [out], name=op_name, axis=-1)], []
-    if name not in WITH_ALPHA:
-        raise ValueError(f"no ONNX form for activation {name!r}")
     alpha = get_activation(config).alpha  # the engine's own default when the spec has none
     if dtype == np.float64:
         return from_primitives(name, z, out, alpha, dtype, prefix)

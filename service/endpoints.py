@@ -1,0 +1,61 @@
+"""What a view declares about itself, for the app-wide request hooks to read.
+
+``@open_endpoint``: reachable without an API key and outside the rate limit (probes, the OpenAPI
+document). ``@raw_body``: its bodies are not JSON, or not always, so the app's JSON content-type
+check skips it and the view answers 415 itself. Either goes on a view function or a MethodView
+class, above or below its route decorator. A subclass of a marked class is not marked: each view
+declares itself, so nothing is opened by inheritance.
+"""
+
+from typing import TypeVar
+
+from flask import current_app, request
+
+View = TypeVar("View")
+
+OPEN = "_open_endpoint"
+RAW_BODY = "_raw_body"
+
+
+def open_endpoint(view: View) -> View:
+    """Declare ``view`` reachable without an API key and exempt from the rate limit."""
+    setattr(view, OPEN, True)
+    return view
+
+
+def raw_body(view: View) -> View:
+    """Declare that ``view`` reads bodies that are not JSON and checks their types itself."""
+    setattr(view, RAW_BODY, True)
+    return view
+
+
+def declares(view_func, mark: str) -> bool:
+    """Whether a registered view function, or the MethodView class behind it, carries ``mark``.
+
+    Args:
+        view_func: a value of ``app.view_functions``, or None.
+        mark: ``OPEN`` or ``RAW_BODY``.
+    """
+    if view_func is None:
+        return False
+    if getattr(view_func, mark, False):  # a bound method reads its function's attributes
+        return True
+    view_class = getattr(view_func, "view_class", None)  # set by MethodView.as_view
+    return view_class is not None and vars(view_class).get(mark, False)
+
+
+def current_view():
+    """The view function the current request was routed to; None when no route matched."""
+    if request.endpoint is None:
+        return None
+    return current_app.view_functions.get(request.endpoint)
+
+
+def is_open() -> bool:
+    """Whether the current request's view was declared ``@open_endpoint``."""
+    return declares(current_view(), OPEN)
+
+
+def takes_raw_body() -> bool:
+    """Whether the current request's view was declared ``@raw_body``."""
+    return declares(current_view(), RAW_BODY)
