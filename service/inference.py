@@ -21,6 +21,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
+from . import errors
 from .endpoints import open_endpoint, raw_body
 from .extensions import redis_conn
 from .models import load_model, overflow_message, predict_in_batches
