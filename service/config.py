@@ -12,6 +12,9 @@ def from_env(env=os.environ) -> dict:
     return {
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
+        # Parameters a model's weights may have to be served as JSON (about 20 bytes each);
+        # larger models are served as .npz only.
+        "MAX_JSON_WEIGHTS": int(float(env.get("MAX_JSON_WEIGHTS", 1_000_000))),
         # CSV and NumPy dataset uploads: the largest body, and the most their arrays may take
         # (Redis keeps each array in one string, 512 MiB at most).
         "MAX_DATASET_BYTES": int(env.get("MAX_DATASET_BYTES", 512 * MIB)),
