@@ -3,7 +3,19 @@
 from flask import Flask, request
 from flask_smorest import abort
 
-from . import auth, datasets, errors, extensions, health, ids, inference, jobs, models, schemas
+from . import (
+    auth,
+    bodies,
+    datasets,
+    errors,
+    extensions,
+    health,
+    ids,
+    inference,
+    jobs,
+    models,
+    schemas,
+)
 from .config import from_env
 from .json_provider import StrictJSONProvider
 
@@ -32,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
     auth.init_app(app)
+    bodies.init_app(app)
     api = errors.ServiceApi(app)
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)

@@ -11,7 +11,11 @@ def from_env(env=os.environ) -> dict:
     """Flask config keys read from environment variables."""
     return {
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # The largest body of any kind; binary /v2 tensors are bounded by it.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
+        # JSON bodies, checked before a byte is read: parsing takes several times their size in
+        # memory and about 0.1 s per MB, so big numbers go in binary forms (see service/bodies.py).
+        "MAX_JSON_BODY_BYTES": int(env.get("MAX_JSON_BODY_BYTES", 16 * MIB)),
         # Parameters a model's weights may have to be served as JSON (about 20 bytes each);
         # larger models are served as .npz only.
         "MAX_JSON_WEIGHTS": int(float(env.get("MAX_JSON_WEIGHTS", 1_000_000))),

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 import store
 from store import FINAL_STATUSES
 
+from . import bodies
 from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
@@ -158,6 +159,7 @@ class ModelOnnx(MethodView):
     description="Bad inputs: wrong width, not finite, empty, too many rows, or so large "
     "that the outputs overflow.",
 )
+@blp.alt_response(413, description="A body larger than MAX_JSON_BODY_BYTES.")
 def predict(model_id):
     """Outputs for a batch of inputs, and labels for classifiers."""
     model = load_model(model_id)
@@ -180,6 +182,9 @@ def predict(model_id):
 
 
 INPUTS = Matrix()
+bodies.BIG_JSON_HINTS[f"{blp.name}.{predict.__name__}"] = (
+    "Send big batches as binary tensor data to POST /v2/models/{id}/infer, or in several requests."
+)
 
 
 def read_inputs(max_rows: int):

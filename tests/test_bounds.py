@@ -1,9 +1,13 @@
-"""Answers stay bounded: big weights are refused as JSON and served as .npz; histories come in
-pages with a Link to the next one. The Flask test client drives the app against the session's
-real Redis; models are trained by the worker's task code.
+"""Answers and bodies stay bounded.
+
+Big weights are refused as JSON and served as .npz; histories come in pages with a Link to the
+next one; JSON bodies past MAX_JSON_BODY_BYTES and binary /v2 bodies past the biggest valid
+request are refused (413) before they are read. The in-process tests use the Flask
+test client against the session's real Redis; models are trained by the worker's task code.
 """
 
 import io
+import json
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -13,7 +17,7 @@ import store
 from service import create_app
 from service.schemas import HISTORY_MAX_ROWS, HISTORY_PAGE_ROWS
 from tests.test_api_validation import GOOD_JOB, assert_error
-from tests.test_prediction_limits import trained
+from tests.test_prediction_limits import trained, v2_request
 
 XOR_PARAMS = 2 * 2 + 2 + 2 * 1 + 1
 
@@ -89,3 +93,54 @@ def test_history_pages_are_capped_and_the_message_says_how_to_read_on(make_clien
     assert f"{HISTORY_MAX_ROWS:,}" in body["message"] and "offset" in body["message"]
     last = client.get(f"/v1/jobs/{job_id}/history?offset=10&limit=0")
     assert last.get_json() == {"epoch": [], "loss": []} and next_link(last) is None
+
+
+# Not JSON at all: a body refused for its size must be refused before it is parsed (400).
+NOT_JSON = b"{" * 2000
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("/v1/jobs", "POST /v1/datasets"),
+        ("/v1/datasets", "POST /v1/datasets"),
+        ("/v1/models/{id}/predict", "/v2/models/{id}/infer"),
+        ("/v2/models/{id}/infer", "Inference-Header-Content-Length"),
+    ],
+)
+def test_json_bodies_over_the_cap_are_413_before_parsing(make_client, path, hint):
+    client = make_client(MAX_JSON_BODY_BYTES=len(NOT_JSON) - 1)
+    model_id = trained(make_client(), GOOD_JOB)
+    headers = {"Content-Type": "application/json"}
+    response = client.post(path.format(id=model_id), data=NOT_JSON, headers=headers)
+    assert response.status_code == 413, response.get_data(as_text=True)
+    body = response.get_json()
+    message = body["error"] if path.startswith("/v2") else assert_error(response, 413)["message"]
+    assert "MAX_JSON_BODY_BYTES" in message and f"{len(NOT_JSON) - 1:,}" in message
+    assert hint in message
+
+
+def test_json_bodies_within_the_cap_are_read_as_before(make_client):
+    client = make_client(MAX_JSON_BODY_BYTES=len(json.dumps(GOOD_JOB)))
+    assert client.post("/v1/jobs?dry_run=true", json=GOOD_JOB).status_code == 200
+    assert_error(client.post("/v1/jobs", data=NOT_JSON[:100], content_type="application/json"), 400)
+
+
+def test_binary_v2_bodies_past_the_biggest_valid_request_are_413(make_client):
+    client = make_client(PREDICT_MAX_ROWS=3)
+    model_id = trained(client, GOOD_JOB)
+    rows = np.zeros((4, 2))
+    header = json.dumps(
+        {"inputs": [{"name": "input", "datatype": "FP64", "shape": [4, 2],
+                     "parameters": {"binary_data_size": rows.nbytes}}]}
+    ).encode()  # fmt: skip
+    body = header + b" " * (64 * 1024 + 3 * 2 * 8) + rows.tobytes()
+    headers = {"Inference-Header-Content-Length": str(len(header))}
+    response = client.post(f"/v2/models/{model_id}/infer", data=body, headers=headers)
+    assert response.status_code == 413, response.get_data(as_text=True)
+    assert "PREDICT_MAX_ROWS" in response.get_json()["error"]
+    # The same request within the cap is read, and refused for its rows as before.
+    response = client.post(f"/v2/models/{model_id}/infer", data=header + rows.tobytes(),
+                           headers=headers)  # fmt: skip
+    assert response.status_code == 400 and "1 to 3 rows" in response.get_json()["error"]
+    assert client.post(f"/v2/models/{model_id}/infer", json=v2_request([[0, 1]])).status_code == 200
