@@ -1,11 +1,15 @@
-"""Request bodies: a size cap, checked before a byte is read.
+"""Request bodies: a size cap, checked before a byte is read, and a read timeout.
 
 A JSON body declared larger than ``MAX_JSON_BODY_BYTES`` is answered 413 at once, with the
-binary form to use instead; one of undeclared length (chunked) once it passes the cap.
+binary form to use instead; one of undeclared length (chunked) once it passes the cap. Under
+gunicorn, reads of a body time out after ``BODY_TIMEOUT_SECONDS`` without a byte, so a client
+that stops sending gets 408 instead of holding one of the server's threads for good.
 """
 
+import contextlib
+
 from flask import Flask, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 JSON = "application/json"
 # What to send instead of a JSON body past the cap, by endpoint; the views that take numbers in
@@ -51,5 +55,53 @@ def cap_json_bodies() -> None:
         cap_json()
 
 
+class TimedBody:
+    """A WSGI input stream whose reads give up after ``seconds`` without a byte."""
+
+    def __init__(self, stream, sock, seconds: float):
+        self._stream, self._sock, self._seconds = stream, sock, seconds
+
+    def read(self, *args):
+        return self._timed(self._stream.read, *args)
+
+    def readline(self, *args):
+        return self._timed(self._stream.readline, *args)
+
+    def readlines(self, *args):
+        return self._timed(self._stream.readlines, *args)
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def _timed(self, read, *args):
+        # Only while reading: the response is written without a timeout, as before.
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(self._seconds)
+        try:
+            return read(*args)
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"No byte of the body arrived for {self._seconds:g} s (BODY_TIMEOUT_SECONDS); "
+                "the request is dropped."
+            ) from exc
+        finally:
+            with contextlib.suppress(OSError):  # the client may be gone
+                self._sock.settimeout(previous)
+
+
+class BodyTimeout:
+    """WSGI middleware giving every request body under gunicorn a ``TimedBody``."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    def __call__(self, environ, start_response):
+        sock = environ.get("gunicorn.socket")  # gunicorn's client socket; absent elsewhere
+        if sock is not None and self.seconds > 0:
+            environ["wsgi.input"] = TimedBody(environ["wsgi.input"], sock, self.seconds)
+        return self.app(environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(cap_json_bodies)
+    app.wsgi_app = BodyTimeout(app.wsgi_app, app.config["BODY_TIMEOUT_SECONDS"])

@@ -1,21 +1,26 @@
-"""Answers and bodies stay bounded.
+"""Answers and bodies stay bounded, and slow clients do not starve the API.
 
 Big weights are refused as JSON and served as .npz; histories come in pages with a Link to the
 next one; JSON bodies past MAX_JSON_BODY_BYTES and binary /v2 bodies past the biggest valid
-request are refused (413) before they are read. The in-process tests use the Flask
+request are refused (413) before they are read; and under the real gunicorn a body that stops
+arriving is answered 408 while /healthz keeps answering. The in-process tests use the Flask
 test client against the session's real Redis; models are trained by the worker's task code.
 """
 
+import http.client
 import io
 import json
+import socket
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+import requests
 
 import store
 from service import create_app
 from service.schemas import HISTORY_MAX_ROWS, HISTORY_PAGE_ROWS
+from tests.conftest import serve_api
 from tests.test_api_validation import GOOD_JOB, assert_error
 from tests.test_prediction_limits import trained, v2_request
 
@@ -144,3 +149,52 @@ def test_binary_v2_bodies_past_the_biggest_valid_request_are_413(make_client):
                            headers=headers)  # fmt: skip
     assert response.status_code == 400 and "1 to 3 rows" in response.get_json()["error"]
     assert client.post(f"/v2/models/{model_id}/infer", json=v2_request([[0, 1]])).status_code == 200
+
+
+def stall(port: int, path: str, content_type: str, first_bytes: bytes) -> socket.socket:
+    """A connection that announces a 100 MB body, sends ``first_bytes`` of it and stops."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: 100000000\r\n\r\n"
+    )
+    sock.sendall(head.encode() + first_bytes)
+    return sock
+
+
+def answer(sock: socket.socket) -> tuple[int, dict]:
+    """The status and JSON body the server sent on a stalled connection."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, json.loads(response.read())
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_stalled_bodies_get_408_and_do_not_starve_the_api(redis_url):
+    # The default process count; 16 stalled uploads are twice the threads both used to have.
+    env = {"WEB_CONCURRENCY": "2", "BODY_TIMEOUT_SECONDS": "2", "MAX_JSON_BODY_BYTES": "100000"}
+    with serve_api(redis_url, **env) as base:
+        port = urlparse(base).port
+        csv = [stall(port, "/v1/datasets?target=y", "text/csv", b"x,y\n1,") for _ in range(12)]
+        big = [stall(port, "/v1/jobs", "application/json", b'{"a') for _ in range(4)]
+        for _ in range(3):
+            assert requests.get(f"{base}/healthz", timeout=15).status_code == 200
+            assert requests.get(f"{base}/v1/jobs", timeout=15).status_code == 200
+        for sock in csv:
+            status, body = answer(sock)
+            assert status == 408 and "BODY_TIMEOUT_SECONDS" in body["message"]
+        for sock in big:
+            status, body = answer(sock)
+            assert status == 413 and "MAX_JSON_BODY_BYTES" in body["message"]
+        for sock in csv + big:
+            sock.close()
+        # A body of undeclared length (chunked) is read up to the cap, and refused past it.
+        url = f"{base}/v1/jobs?dry_run=true"
+        small = iter([json.dumps(GOOD_JOB).encode()])
+        response = requests.post(url, data=small, headers=JSON, timeout=15)
+        assert response.status_code == 200 and response.json()["valid"]
+        big = (b" " * 10_000 for _ in range(20))
+        response = requests.post(url, data=big, headers=JSON, timeout=15)
+        assert response.status_code == 413 and "MAX_JSON_BODY_BYTES" in response.json()["message"]
