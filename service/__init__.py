@@ -5,6 +5,7 @@ from flask_smorest import abort
 
 from . import (
     auth,
+    bodies,
     datasets,
     endpoints,
     errors,
@@ -46,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
     auth.init_app(app)
+    bodies.init_app(app)
     # Imported here, not at the top: ``python -m service.openapi`` runs that module as __main__.
     from .openapi import ContractPlugin
 

@@ -12,7 +12,17 @@ def from_env(env=os.environ) -> dict:
     shared = SharedConfig.from_env(env)
     return {
         "REDIS_URL": shared.redis_url,
+        # The largest body of any kind; binary /v2 tensors are bounded by it.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
+        # JSON bodies, checked before a byte is read: parsing takes several times their size in
+        # memory and about 0.1 s per MB, so big numbers go in binary forms (see service/bodies.py).
+        "MAX_JSON_BODY_BYTES": int(env.get("MAX_JSON_BODY_BYTES", 16 * MIB)),
+        # Seconds a request body may go without a byte before it is answered 408 and dropped,
+        # so stalled uploads do not hold the server's threads.
+        "BODY_TIMEOUT_SECONDS": float(env.get("BODY_TIMEOUT_SECONDS", 10)),
+        # Parameters a model's weights may have to be served as JSON (about 20 bytes each);
+        # larger models are served as .npz only.
+        "MAX_JSON_WEIGHTS": int(float(env.get("MAX_JSON_WEIGHTS", 1_000_000))),
         # CSV and NumPy dataset uploads: the largest body, and the most their arrays may take
         # (Redis keeps each array in one string, 512 MiB at most).
         "MAX_DATASET_BYTES": int(env.get("MAX_DATASET_BYTES", 512 * MIB)),

@@ -15,6 +15,7 @@ View = TypeVar("View")
 
 OPEN = "_open_endpoint"
 RAW_BODY = "_raw_body"
+BIG_BODY_HINT = "_big_body_hint"
 
 
 def open_endpoint(view: View) -> View:
@@ -29,19 +30,36 @@ def raw_body(view: View) -> View:
     return view
 
 
-def declares(view_func, mark: str) -> bool:
-    """Whether a registered view function, or the MethodView class behind it, carries ``mark``.
+def big_body_hint(hint: str):
+    """Declare what a client should send instead of a JSON body too big for ``view``."""
+
+    def mark(view: View) -> View:
+        setattr(view, BIG_BODY_HINT, hint)
+        return view
+
+    return mark
+
+
+def declaration(view_func, mark: str):
+    """What a registered view function, or the MethodView class behind it, declares as
+    ``mark``; None when it declares nothing.
 
     Args:
         view_func: a value of ``app.view_functions``, or None.
-        mark: ``OPEN`` or ``RAW_BODY``.
+        mark: ``OPEN``, ``RAW_BODY`` or ``BIG_BODY_HINT``.
     """
     if view_func is None:
-        return False
-    if getattr(view_func, mark, False):  # a bound method reads its function's attributes
-        return True
+        return None
+    value = getattr(view_func, mark, None)  # a bound method reads its function's attributes
+    if value is not None:
+        return value
     view_class = getattr(view_func, "view_class", None)  # set by MethodView.as_view
-    return view_class is not None and vars(view_class).get(mark, False)
+    return None if view_class is None else vars(view_class).get(mark)
+
+
+def declares(view_func, mark: str) -> bool:
+    """Whether a registered view function, or the MethodView class behind it, carries ``mark``."""
+    return bool(declaration(view_func, mark))
 
 
 def current_view():
@@ -59,3 +77,8 @@ def is_open() -> bool:
 def takes_raw_body() -> bool:
     """Whether the current request's view was declared ``@raw_body``."""
     return declares(current_view(), RAW_BODY)
+
+
+def current_big_body_hint() -> str | None:
+    """What the current request's view said to send instead of a JSON body too big for it."""
+    return declaration(current_view(), BIG_BODY_HINT)

@@ -1,7 +1,7 @@
 """Gunicorn settings, read from the environment so one image serves every deployment.
 
 PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0, which needs API keys),
-WEB_CONCURRENCY (2),
+WEB_CONCURRENCY (2), WEB_THREADS (16),
 WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info).
 """
 
@@ -24,9 +24,11 @@ bind = f"{host}:{int(os.getenv('PORT', '8000'))}"
 # Training runs in the rq workers, so the web processes only validate, enqueue and read Redis:
 # a fixed small number, not cpu_count() * 2.
 workers = int(os.getenv("WEB_CONCURRENCY", "2"))
-# Threads overlap the Redis round trips of concurrent requests and keep connections alive.
+# Threads overlap the Redis round trips of concurrent requests and keep connections alive. They
+# cost little while idle, and a thread waiting for a slow client's body (at most
+# BODY_TIMEOUT_SECONDS between bytes, see service/bodies.py) is one the others do not have.
 worker_class = "gthread"
-threads = int(os.getenv("WEB_THREADS", "4"))
+threads = int(os.getenv("WEB_THREADS", "16"))
 
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))

@@ -21,8 +21,8 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import errors
-from .endpoints import open_endpoint, raw_body
+from . import bodies, errors
+from .endpoints import big_body_hint, open_endpoint, raw_body
 from .extensions import redis_conn
 from .models import load_model, overflow_message, predict_in_batches
 
@@ -53,6 +53,8 @@ DATATYPES = {
     }.items()
 }
 MODEL_DATATYPES = {"float32": "FP32", "float64": "FP64"}
+# The JSON header of a binary request only names the tensors; their data follows it.
+BINARY_HEADER_BYTES = 64 * 1024
 
 
 def protocol_error(error: HTTPException):
@@ -142,11 +144,13 @@ class ModelReady(MethodView):
 
 
 @raw_body  # JSON, or a JSON header followed by binary tensors
+@big_body_hint(f"Send big batches as binary tensor data ({HEADER_LENGTH}), or in several requests.")
 class ModelInfer(MethodView):
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
         model = find_model(model_id, version)
         config = current_app.config
+        cap_body(model.n_inputs, config)
         header, tail = read_body()
         X = read_input(header, tail, model.n_inputs, config["PREDICT_MAX_ROWS"])
         binary = wants_binary_output(header)
@@ -167,6 +171,22 @@ class ModelInfer(MethodView):
         return Response(
             head + raw, mimetype="application/octet-stream", headers={HEADER_LENGTH: str(len(head))}
         )
+
+
+def cap_body(n_inputs: int, config) -> None:
+    """413 before anything is read for a body larger than the biggest valid request: the JSON
+    cap for JSON tensors; for binary ones PREDICT_MAX_ROWS rows of the widest datatype (and
+    never more than MAX_CONTENT_LENGTH)."""
+    if HEADER_LENGTH not in request.headers:
+        bodies.cap_json()  # tritonclient's JSON requests have no Content-Type
+        return
+    rows, itemsize = config["PREDICT_MAX_ROWS"], max(d.itemsize for d in DATATYPES.values())
+    cap = BINARY_HEADER_BYTES + rows * n_inputs * itemsize
+    limit = (
+        f"at most {cap:,} for this model: {rows:,} rows (PREDICT_MAX_ROWS) of {n_inputs} inputs "
+        f"of {itemsize} bytes, after a JSON header of up to {BINARY_HEADER_BYTES:,}."
+    )
+    bodies.refuse_larger_than(cap, limit)
 
 
 def read_body() -> tuple[dict, memoryview]:

@@ -169,9 +169,26 @@ class Job(MethodView):
 @blp.route("/<rid:job_id>/history")
 class JobHistory(MethodView):
     @blp.arguments(HistoryQuerySchema, location="query")
-    @blp.response(200, HistorySchema)
+    @blp.response(
+        200,
+        HistorySchema,
+        headers={
+            "Link": {
+                "description": 'rel="next": the next page, if any.',
+                "schema": {"type": "string"},
+            }
+        },
+    )
     def get(self, args, job_id):
         """Per-epoch loss, val_loss and metrics recorded so far; ``offset``/``limit`` page it."""
         get_or_404(job_id)
-        history = store.load_history(redis_conn(), job_id, args["offset"], args.get("limit"))
-        return history or {"epoch": [], "loss": []}
+        offset, limit = args["offset"], args["limit"]
+        # One entry more than asked for tells whether there is a next page.
+        history = store.load_history(redis_conn(), job_id, offset, limit + 1)
+        more = any(len(values) > limit for values in history.values())
+        history = {column: values[:limit] for column, values in history.items()}
+        headers = {}
+        if more and limit:
+            url = url_for("jobs.JobHistory", job_id=job_id, offset=offset + limit, limit=limit)
+            headers["Link"] = f'<{url}>; rel="next"'
+        return history or {"epoch": [], "loss": []}, 200, headers

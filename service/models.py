@@ -12,6 +12,7 @@ import store
 from store import FINAL_STATUSES
 
 from .auth import PUBLIC, current_tenant
+from .endpoints import big_body_hint
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
 from .fields import Matrix
@@ -107,10 +108,22 @@ class ModelWeights(MethodView):
     @blp.response(200, LayerWeightsSchema(many=True))
     @blp.doc(responses={200: BINARY_DOC})
     def get(self, query, model_id):
-        """Weights and biases per layer: JSON, or with format=npz one .npz of W0, b0, W1, ..."""
+        """Weights and biases per layer: JSON, or with format=npz one .npz of W0, b0, W1, ...
+
+        JSON (about 20 bytes a parameter) is for models of at most MAX_JSON_WEIGHTS parameters.
+        """
         model = load_model(model_id)
         if query["format"] == "json":
-            return model.weights()
+            cap = current_app.config["MAX_JSON_WEIGHTS"]
+            if model.n_params > cap:
+                message = (
+                    f"This model has {model.n_params:,} parameters; weights are served as JSON "
+                    f"for at most {cap:,} (MAX_JSON_WEIGHTS). Ask for ?format=npz."
+                )
+                abort(422, message=message, errors={"format": [message]})
+            # A Response of its own: dumping a million floats through the schema takes a third
+            # longer than writing them.
+            return jsonify(model.weights())
         arrays = {}
         for i, (W, b) in enumerate(model.network.parameters()):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
@@ -150,6 +163,10 @@ class ModelOnnx(MethodView):
     422,
     description="Bad inputs: wrong width, not finite, empty, too many rows, or so large "
     "that the outputs overflow.",
+)
+@blp.alt_response(413, description="A body larger than MAX_JSON_BODY_BYTES.")
+@big_body_hint(
+    "Send big batches as binary tensor data to POST /v2/models/{id}/infer, or in several requests."
 )
 def predict(model_id):
     """Outputs for a batch of inputs, and labels for classifiers."""

@@ -32,6 +32,9 @@ MAX_LAYERS = 32
 MAX_EPOCHS = 1_000_000
 MAX_ROWS = 1_000_000
 MONITORS = ("loss", "accuracy", "mae", "r2")
+# History entries one GET returns by default and at most: about 70 bytes each with four columns.
+HISTORY_PAGE_ROWS = 10_000
+HISTORY_MAX_ROWS = 100_000
 
 
 def _one_of(choices):
@@ -371,8 +374,18 @@ class HistoryQuerySchema(Schema):
         metadata={"description": "Entries to skip: the epochs already read."},
     )
     limit = fields.Integer(
-        validate=validate.Range(min=0, max=10_000_000),
-        metadata={"description": "At most this many entries (all by default)."},
+        load_default=HISTORY_PAGE_ROWS,
+        validate=validate.Range(
+            min=0,
+            max=HISTORY_MAX_ROWS,
+            error=f"Must be 0 to {HISTORY_MAX_ROWS:,} entries a page; read longer histories page "
+            "by page with offset (a Link header names the next page).",
+        ),
+        metadata={
+            "description": f"At most this many entries ({HISTORY_PAGE_ROWS:,} by default, "
+            f"{HISTORY_MAX_ROWS:,} at most). When more are stored, a Link header "
+            '(rel="next") names the next page.'
+        },
     )
 
 
