@@ -11,7 +11,8 @@ import pytest
 
 import store
 from service import create_app
-from tests.test_api_validation import GOOD_JOB, assert_error, edited
+from tests.support.checks import assert_error
+from tests.support.jobs import GOOD_JOB, edited
 from workers.tasks import train_job
 
 MAX_ROWS = 3
@@ -45,14 +46,9 @@ def strict_json(response):
 
 
 @pytest.fixture
-def app(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    return create_app({"REDIS_URL": redis_url, "TESTING": True, "PREDICT_MAX_ROWS": MAX_ROWS})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app_config() -> dict:
+    """The ``app`` and ``client`` fixtures here answer at most MAX_ROWS rows."""
+    return {"PREDICT_MAX_ROWS": MAX_ROWS}
 
 
 def trained(client, job: dict) -> str:
