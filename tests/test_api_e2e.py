@@ -4,53 +4,21 @@ One gunicorn runs for the whole module; each test starts from an empty Redis and
 workers it needs.
 """
 
-import copy
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import requests
 
-JOB_DEADLINE = 60  # seconds a test waits for a job before giving up (not a timing assertion)
-POLL_INTERVAL = 0.05
+from tests.support.checks import assert_error
+from tests.support.jobs import LONG_JOB, SOFTMAX_JOB, XOR_X, article_job
+from tests.support.live import JOB_DEADLINE, POLL_INTERVAL
 
-XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
-ARTICLE_JOB = {
-    "network": {
-        "layers": [{"units": 2, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
-        "init": {"scheme": "uniform", "low": 0, "high": 1},
-        "seed": 1,
-    },
-    "training": {
-        "loss": "sse",
-        "optimizer": {"name": "sgd", "learning_rate": 0.1},
-        "epochs": 10000,
-        "batch_size": None,
-    },
-    "data": {"X": XOR_X, "y": [[0], [1], [1], [0]]},
-}
 # The article's outputs; 9,999 epochs is what it prints, one update before its last.
 ARTICLE_OUTPUTS = {
     9_999: [0.06368082, 0.94085536, 0.94108726, 0.06402009],
     10_000: [0.06367371, 0.94086271, 0.94109457, 0.06401166],
 }
 
-THREE_CLASSES_X = [[0, 0], [0, 1], [4, 4], [4, 5], [8, 0], [9, 0]]
-THREE_CLASSES_Y = [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]]
-SOFTMAX_JOB = {
-    "network": {
-        "layers": [{"units": 8, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
-        "seed": 3,
-    },
-    "training": {
-        "loss": "categorical_crossentropy",
-        "optimizer": {"name": "adam", "learning_rate": 0.05},
-        "epochs": 300,
-        "batch_size": None,
-    },
-    "data": {"X": THREE_CLASSES_X, "y": THREE_CLASSES_Y},
-}
 SIGMOID_BCE_JOB = {
     "network": {
         "layers": [{"units": 4, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
@@ -64,77 +32,10 @@ SIGMOID_BCE_JOB = {
     },
     "data": {"X": [[-2.0], [-1.0], [-0.5], [0.5], [1.0], [2.0]], "y": [0, 0, 0, 1, 1, 1]},
 }
-# Big enough that no test could see it finish: used where no worker runs.
-LONG_JOB = {
-    "network": {"layers": [{"units": 1, "activation": "sigmoid"}]},
-    "training": {"loss": "mse", "optimizer": {"name": "sgd"}, "epochs": 1_000_000},
-    "data": {"X": [[0], [1]], "y": [[0], [1]]},
-}
-
-
-def article_job(epochs: int) -> dict:
-    job = copy.deepcopy(ARTICLE_JOB)
-    job["training"]["epochs"] = epochs
-    return job
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
-
-
-class Api:
-    """Thin helpers over ``requests`` for the calls every test makes."""
-
-    def __init__(self, base_url: str, session: requests.Session):
-        self.base_url, self.session = base_url, session
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return self.session.get(self.base_url + path, timeout=10, **kwargs)
-
-    def post(self, path: str, body: dict) -> requests.Response:
-        return self.session.post(self.base_url + path, json=body, timeout=10)
-
-    def submit(self, job: dict) -> str:
-        """POST a job, check the 202 answer, and return the job's id."""
-        response = self.post("/v1/jobs", job)
-        assert response.status_code == 202, response.text
-        body = response.json()
-        assert body["status"] == "queued"
-        assert response.headers["Location"] == f"/v1/jobs/{body['id']}"
-        return body["id"]
-
-    def wait_until_done(self, job_id: str) -> dict:
-        """Poll the job until it reaches a final status; return its last record."""
-        deadline = time.monotonic() + JOB_DEADLINE
-        while True:
-            response = self.get(f"/v1/jobs/{job_id}")
-            assert response.status_code == 200, response.text
-            record = response.json()
-            if record["status"] in ("finished", "failed", "canceled"):
-                return record
-            assert time.monotonic() < deadline, f"job {job_id} still {record['status']}"
-            time.sleep(POLL_INTERVAL)
-
-    def predict(self, model_id: str, inputs) -> requests.Response:
-        return self.post(f"/v1/models/{model_id}/predict", {"inputs": inputs})
-
-
-@pytest.fixture
-def api(module_live_server: str, redis_url: str) -> Iterator[Api]:
-    """A client of the module's gunicorn, with Redis emptied for this test."""
-    with requests.Session() as session:
-        session.trust_env = False  # straight to 127.0.0.1, whatever proxy the environment sets
-        yield Api(module_live_server, session)
-
-
-def assert_error(response: requests.Response, status: int) -> dict:
-    """The one JSON error body, with this status."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["code"] == status
-    assert body["status"] and body["message"]
-    return body
 
 
 @pytest.mark.parametrize("epochs", sorted(ARTICLE_OUTPUTS))

@@ -3,48 +3,15 @@
 The Flask test client drives the real app against the real Redis of the session.
 """
 
-import copy
 import json
 
 import pytest
 
 import store
 from service import create_app
+from tests.support.checks import assert_error, stored_keys
+from tests.support.jobs import GOOD_JOB, REMOVE, XOR_X, XOR_Y, edited
 from workers.tasks import train_job
-
-XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
-XOR_Y = [[0], [1], [1], [0]]
-GOOD_JOB = {
-    "network": {
-        "layers": [{"units": 2, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
-        "seed": 1,
-    },
-    "training": {
-        "loss": "sse",
-        "optimizer": {"name": "sgd", "learning_rate": 0.1},
-        "epochs": 5,
-        "batch_size": None,
-    },
-    "data": {"X": XOR_X, "y": XOR_Y},
-}
-REMOVE = object()
-
-
-def edited(*edits: tuple[str, object]) -> dict:
-    """GOOD_JOB with ``(dotted.path, value)`` edits applied; ``REMOVE`` deletes the key."""
-    job = copy.deepcopy(GOOD_JOB)
-    for path, value in edits:
-        *parents, last = path.split(".")
-        node = job
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if value is REMOVE:
-            del node[last]
-        elif isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return job
 
 
 def layers(*specs: tuple[int, str]) -> list[dict]:
@@ -237,42 +204,11 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.fixture
-def app(redis_url):
-    return create_app({"REDIS_URL": redis_url, "TESTING": True})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def post_json(client, url: str, body):
     """POST ``body`` as JSON; a str is sent as it is, so it may hold any literal."""
     if isinstance(body, str | bytes):
         return client.post(url, data=body, content_type="application/json")
     return client.post(url, json=body)
-
-
-def assert_error(response, status: int, path: str | None = None) -> dict:
-    """The one JSON error body with this status, naming ``path`` among its errors."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) <= {"code", "status", "message", "errors"}
-    assert body["code"] == status
-    assert isinstance(body["status"], str) and body["status"]
-    assert isinstance(body["message"], str) and body["message"]
-    if path is not None:
-        assert path in body["errors"], body
-        assert all(isinstance(m, str) and m for m in body["errors"][path])
-    return body
-
-
-def stored_keys(redis_conn) -> list:
-    """Every key but the rate limiter's counters, which count bad requests too."""
-    prefix = store.RATE_LIMIT_PREFIX.encode()
-    return sorted(k for k in redis_conn.keys("*") if prefix not in k)
 
 
 def assert_nothing_stored(redis_conn) -> None:

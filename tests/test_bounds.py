@@ -18,22 +18,20 @@ import pytest
 import requests
 
 import store
-from service import create_app
 from service.schemas import HISTORY_MAX_ROWS, HISTORY_PAGE_ROWS
-from tests.conftest import serve_api
-from tests.test_api_validation import GOOD_JOB, assert_error
-from tests.test_prediction_limits import trained, v2_request
+from tests.support.apps import serve_api
+from tests.support.checks import assert_error
+from tests.support.jobs import GOOD_JOB, trained, v2_request
 
 XOR_PARAMS = 2 * 2 + 2 + 2 * 1 + 1
 
 
 @pytest.fixture
-def make_client(redis_url, monkeypatch):
+def make_client(make_app):
     """Factory: a test client of an app with these config overrides."""
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
 
     def make(**config):
-        return create_app({"REDIS_URL": redis_url, "TESTING": True, **config}).test_client()
+        return make_app(**config).test_client()
 
     return make
 

@@ -26,8 +26,8 @@ from service.schemas import (
     SubmitHeadersSchema,
     SubmitQuerySchema,
 )
-from tests.test_api_e2e import assert_error
-from tests.test_api_validation import GOOD_JOB
+from tests.support.checks import assert_error
+from tests.support.jobs import GOOD_JOB
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = yaml.safe_load((ROOT / "openapi.yaml").read_text())

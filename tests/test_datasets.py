@@ -16,8 +16,8 @@ import requests
 import store
 from service import create_app
 from service.dataset_formats import read_csv
-from tests.test_api_e2e import SOFTMAX_JOB
-from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
+from tests.support.checks import assert_error, stored_keys
+from tests.support.jobs import GOOD_JOB, SOFTMAX_JOB, edited
 from workers.tasks import train_job
 
 # Five rows, two inputs on very different scales, two targets; every number exact in float32.
@@ -79,17 +79,6 @@ UPLOADS = [
 ]
 
 UPLOADS_BY_NAME = {name: kwargs for name, kwargs, *_ in UPLOADS}
-
-
-@pytest.fixture
-def app(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    return create_app({"REDIS_URL": redis_url, "TESTING": True})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def upload(client, **kwargs):

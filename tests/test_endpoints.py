@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from service import auth, endpoints, errors
 from service.endpoints import open_endpoint, raw_body
-from tests.test_security import bearer, keyed_app
+from tests.support.auth import bearer, keyed_app
 
 DOC_PAGES = {
     "OPENAPI_SWAGGER_UI_PATH": "swagger",

@@ -17,106 +17,16 @@ import redis
 import requests
 
 import store
-from backprop import Trainer
 from devtools import embedded_redis
 from devtools.probes import free_port
 from devtools.processes import stop_all
 from store import queue
-from tests.conftest import serve_api
+from tests.support.apps import serve_api
+from tests.support.jobs import long_job
+from tests.support.live import DEADLINE, final, past_epoch, status, submit, wait_for
+from tests.support.resume import FAST, assert_same_as_uninterrupted
 
 pytestmark = pytest.mark.process
-
-# Fast heartbeats so that a dead worker's job is picked up within a second or two.
-FAST = {
-    "FLUSH_SECONDS": "0.05",
-    "CHECKPOINT_SECONDS": "0.2",
-    "LEASE_SECONDS": "1.5",
-    "HEARTBEAT_SECONDS": "0.2",
-    "REAP_SECONDS": "0.3",
-    "CANCEL_GRACE_SECONDS": "1",
-}
-DEADLINE = 90
-
-
-def long_job(epochs: int = 1500, **training) -> dict:
-    """A small classifier with minibatches, shuffling and Adam: every piece of state matters."""
-    rng = np.random.default_rng(7)
-    X = rng.standard_normal((240, 6))
-    labels = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
-    y = np.eye(3)[labels]
-    return {
-        "network": {
-            "layers": [
-                {"units": 24, "activation": "tanh"},
-                {"units": 16, "activation": "relu"},
-                {"units": 3, "activation": "softmax"},
-            ],
-            "init": {"scheme": "glorot_uniform"},
-            "seed": 11,
-        },
-        "training": {
-            "loss": "categorical_crossentropy",
-            "optimizer": {"name": "adam", "learning_rate": 0.01},
-            "epochs": epochs,
-            "batch_size": 16,
-            "shuffle": True,
-            **training,
-        },
-        "data": {"X": X.tolist(), "y": y.tolist()},
-    }
-
-
-def reference(job: dict) -> tuple[list, dict]:
-    """Weights and history of an uninterrupted in-process run, as the API would show them."""
-    spec = {"network": job["network"], "training": job["training"]}
-    trainer = Trainer(spec, job["data"]["X"], job["data"]["y"])
-    trainer.fit()
-    weights = json.loads(json.dumps(trainer.model().weights()))
-    return weights, json.loads(json.dumps(trainer.history))
-
-
-def submit(base: str, job: dict, **headers) -> str:
-    response = requests.post(f"{base}/v1/jobs", json=job, headers=headers, timeout=10)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def status(base: str, job_id: str) -> dict:
-    return requests.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()
-
-
-def wait_for(base: str, job_id: str, predicate, what: str) -> dict:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        record = status(base, job_id)
-        if predicate(record):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {what}: {record}")
-
-
-def final(record: dict) -> bool:
-    return record["status"] in ("finished", "failed", "canceled")
-
-
-def past_epoch(k: int, attempt: int | None = None):
-    """Started, past epoch ``k`` (in attempt number ``attempt``, when given: a dead worker's
-    last progress must not be taken for the next worker's)."""
-
-    def reached(r: dict) -> bool:
-        if attempt is not None and r["attempts"] != attempt:
-            return False
-        return r["status"] == "started" and r["progress"]["epoch"] >= k
-
-    return reached
-
-
-def assert_same_as_uninterrupted(base: str, job_id: str, job: dict) -> None:
-    weights, history = reference(job)
-    got_weights = requests.get(f"{base}/v1/models/{job_id}/weights", timeout=10).json()
-    got_history = requests.get(f"{base}/v1/jobs/{job_id}/history", timeout=10).json()
-    assert got_weights == weights
-    assert got_history == history
 
 
 def test_kill_9_at_several_points_resumes_bit_identical(live_server, start_worker):

@@ -17,34 +17,13 @@ import pytest
 
 from backprop.initializers import MAX_INIT_MAGNITUDE
 from backprop.trainer import Trainer
-from service import budget, create_app
+from service import budget
 from service.schemas import MAX_EPOCHS
-from tests.test_api_validation import GOOD_JOB, assert_error, edited, stored_keys
+from tests.support.checks import assert_error, stored_keys
+from tests.support.jobs import GOOD_JOB, edited
 from workers.tasks import train_job
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-
-
-@pytest.fixture
-def configured(redis_url, monkeypatch):
-    """Factory: a test client of an app with ``config`` on top of the test defaults."""
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    apps = []
-
-    def make(**config):
-        apps.append(create_app({"REDIS_URL": redis_url, "TESTING": True, **config}))
-        return apps[-1].test_client()
-
-    yield make
-    for app in apps:
-        # Closed here, not by the garbage collector: a 413's traceback keeps the app in a
-        # reference cycle, and sockets finalised in a cycle warn that they were left open.
-        app.extensions["redis"].close()
-
-
-@pytest.fixture
-def client(configured):
-    return configured()
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -148,8 +127,8 @@ def test_the_estimate_covers_what_evaluating_the_validation_set_allocates():
     assert share < 2 * peak  # counted, not guessed high
 
 
-def test_a_validation_set_past_the_memory_limit_is_422_naming_it(configured, redis_conn):
-    client = configured(MAX_TRAINING_MEMORY_BYTES=2**20)
+def test_a_validation_set_past_the_memory_limit_is_422_naming_it(make_app, redis_conn):
+    client = make_app(MAX_TRAINING_MEMORY_BYTES=2**20).test_client()
     assert dry_run(client, with_validation(4))["memory_bytes"] < 2**20
 
     response = client.post("/v1/jobs", json=with_validation(2000))
@@ -172,8 +151,8 @@ def test_a_validation_set_past_the_memory_limit_is_422_naming_it(configured, red
 # -- 2. NumPy files are sized as stored --------------------------------------------------------
 
 
-def test_an_npz_larger_as_stored_than_as_requested_is_413(configured, redis_conn):
-    client = configured(MAX_DATASET_BYTES=500_000)
+def test_an_npz_larger_as_stored_than_as_requested_is_413(make_app, redis_conn):
+    client = make_app(MAX_DATASET_BYTES=500_000).test_client()
     # 800,000 bytes of float64 zeros in about a kilobyte; as float32 they would be 400,000.
     blob = npz_bytes(X=np.zeros((20_000, 4)), y=np.zeros(20_000))
     assert len(blob) < 5_000

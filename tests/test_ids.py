@@ -10,18 +10,13 @@ import re
 import pytest
 
 import store
-from service import create_app
 from service.ids import PATTERN
-from tests.test_api_validation import GOOD_JOB, assert_error, stored_keys
+from tests.support.checks import assert_error, stored_keys
+from tests.support.jobs import GOOD_JOB
 
 XOR_DATA = GOOD_JOB["data"]
 # Suffixes that turn a real id into the name of another of its keys, or into no id at all.
 CRAFTED = [":spec", ":array:X", ":history", ":meta", "%0A", "%3Aspec"]
-
-
-@pytest.fixture
-def client(redis_url):
-    return create_app({"REDIS_URL": redis_url, "TESTING": True}).test_client()
 
 
 @pytest.fixture

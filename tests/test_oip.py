@@ -13,7 +13,8 @@ import requests
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.test_api_e2e import LONG_JOB, Api
+from tests.support.jobs import LONG_JOB
+from tests.support.live import Api
 
 rng = np.random.default_rng(11)
 CLASSIFIER_X = rng.normal(size=(24, 3))
@@ -96,13 +97,6 @@ def raw_infer(api: Api, model_id: str, data: bytes, **headers) -> requests.Respo
     return api.session.post(
         f"{api.base_url}/v2/models/{model_id}/infer", data=data, headers=headers, timeout=10
     )
-
-
-@pytest.fixture
-def api(module_live_server: str, redis_url: str) -> Iterator[Api]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield Api(module_live_server, session)
 
 
 @pytest.fixture

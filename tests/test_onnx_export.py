@@ -4,19 +4,19 @@ models are exported from the engine directly.
 """
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import onnx
 import onnxruntime
 import pytest
-import requests
 
 import backprop
 import store
 from backprop.activations import ACTIVATIONS, Activation
 from service import create_app, onnx_export
-from tests.test_api_e2e import LONG_JOB, Api, assert_error
+from tests.support.checks import assert_error
+from tests.support.jobs import LONG_JOB
+from tests.support.live import Api
 
 DTYPES = ("float32", "float64")
 # activation: the ONNX operator its layers become. The export test runs for every activation
@@ -65,13 +65,6 @@ def job_for(activation: str, dtype: str) -> dict:
         },
         "data": {"X": X_TRAIN.tolist(), "y": y.tolist()},
     }
-
-
-@pytest.fixture
-def api(module_live_server: str, redis_url: str) -> Iterator[Api]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield Api(module_live_server, session)
 
 
 def train(api: Api, start_worker, jobs: dict) -> dict:

@@ -11,8 +11,8 @@ import pytest
 
 import store
 from service import create_app
-from tests.test_api_validation import GOOD_JOB, assert_error, edited
-from workers.tasks import train_job
+from tests.support.checks import assert_error
+from tests.support.jobs import GOOD_JOB, edited, trained, v2_request
 
 MAX_ROWS = 3
 # Fixed weights that double every input twice: 1e300 overflows float32 on the way in, 1e308
@@ -45,30 +45,9 @@ def strict_json(response):
 
 
 @pytest.fixture
-def app(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    return create_app({"REDIS_URL": redis_url, "TESTING": True, "PREDICT_MAX_ROWS": MAX_ROWS})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def trained(client, job: dict) -> str:
-    response = client.post("/v1/jobs", json=job)
-    assert response.status_code == 202, response.get_json()
-    job_id = response.get_json()["id"]
-    assert train_job(job_id)["model_id"] == job_id
-    return job_id
-
-
-def v2_request(rows: list[list[float]]) -> dict:
-    return {
-        "inputs": [
-            {"name": "input", "datatype": "FP64", "shape": [len(rows), 2], "data": rows},
-        ]
-    }
+def app_config() -> dict:
+    """The ``app`` and ``client`` fixtures here answer at most MAX_ROWS rows."""
+    return {"PREDICT_MAX_ROWS": MAX_ROWS}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

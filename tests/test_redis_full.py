@@ -22,18 +22,10 @@ from devtools import embedded_redis
 from devtools.probes import free_port
 from devtools.processes import stop_all
 from scripts.run import WORKER_COMMAND, local
-from tests.conftest import ROOT, STOP_TIMEOUT, serve_api
-from tests.test_faults import (
-    DEADLINE,
-    FAST,
-    assert_same_as_uninterrupted,
-    final,
-    long_job,
-    past_epoch,
-    status,
-    submit,
-    wait_for,
-)
+from tests.support.apps import ROOT, STOP_TIMEOUT, serve_api
+from tests.support.jobs import long_job
+from tests.support.live import DEADLINE, final, past_epoch, status, submit, wait_for
+from tests.support.resume import FAST, assert_same_as_uninterrupted
 
 pytestmark = pytest.mark.process
 
@@ -61,7 +53,8 @@ def small_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 @pytest.fixture(scope="module")
-def api(small_redis_server: str) -> Iterator[str]:
+def small_server(small_redis_server: str) -> Iterator[str]:
+    """The API under gunicorn against the small Redis; its base URL."""
     with serve_api(small_redis_server) as base_url:
         yield base_url
 
@@ -119,8 +112,8 @@ def filler(conn: redis.Redis) -> Iterator[Filler]:
 
 
 @pytest.fixture
-def start_worker(small_redis_server: str, tmp_path: Path):
-    """Factory: ``start_worker(**env)`` runs ``python -m workers`` against the small Redis;
+def start_small_worker(small_redis_server: str, tmp_path: Path):
+    """Factory: ``start_small_worker(**env)`` runs ``python -m workers`` against the small Redis;
     returns the process and the file its log goes to."""
     started: list[subprocess.Popen] = []
 
@@ -171,39 +164,41 @@ def dataset_upload(base: str, rows: int = 4) -> requests.Response:
 # -- the API ---------------------------------------------------------------------------------
 
 
-def test_writes_to_a_full_redis_are_507_and_leave_nothing(api, conn, filler):
-    waiting = submit(api, long_job(epochs=5))  # no worker: it stays queued
-    old_data = dataset_upload(api, rows=6).json()["id"]
+def test_writes_to_a_full_redis_are_507_and_leave_nothing(small_server, conn, filler):
+    waiting = submit(small_server, long_job(epochs=5))  # no worker: it stays queued
+    old_data = dataset_upload(small_server, rows=6).json()["id"]
     job = long_job(epochs=5)
     filler.fill()
 
-    assert_storage_full(requests.post(f"{api}/v1/jobs", json=job, timeout=30))
+    assert_storage_full(requests.post(f"{small_server}/v1/jobs", json=job, timeout=30))
     keyed = {"Idempotency-Key": "full-1"}
-    assert_storage_full(requests.post(f"{api}/v1/jobs", json=job, headers=keyed, timeout=30))
-    assert_storage_full(dataset_upload(api))
-    assert_storage_full(requests.delete(f"{api}/v1/jobs/{waiting}", timeout=30))
+    assert_storage_full(
+        requests.post(f"{small_server}/v1/jobs", json=job, headers=keyed, timeout=30)
+    )
+    assert_storage_full(dataset_upload(small_server))
+    assert_storage_full(requests.delete(f"{small_server}/v1/jobs/{waiting}", timeout=30))
     # Reads still work, and nothing of the refused requests was stored.
-    listed = requests.get(f"{api}/v1/jobs", timeout=30)
+    listed = requests.get(f"{small_server}/v1/jobs", timeout=30)
     assert listed.status_code == 200
     assert [j["id"] for j in listed.json()["jobs"]] == [waiting]
-    assert status(api, waiting)["status"] == "queued"
+    assert status(small_server, waiting)["status"] == "queued"
     assert stored_jobs(conn) == [waiting]
     assert conn.smembers(store.tenant_active_key("public")) == {waiting.encode()}
     assert conn.exists(store.idempotency_key("public", "full-1")) == 0
     # Deleting data makes room, so it works even now.
-    assert requests.delete(f"{api}/v1/datasets/{old_data}", timeout=30).status_code == 204
+    assert requests.delete(f"{small_server}/v1/datasets/{old_data}", timeout=30).status_code == 204
     assert store.get_dataset(conn, old_data) is None
 
     filler.free()
-    first = requests.post(f"{api}/v1/jobs", json=job, headers=keyed, timeout=30)
+    first = requests.post(f"{small_server}/v1/jobs", json=job, headers=keyed, timeout=30)
     assert first.status_code == 202, first.text
-    again = requests.post(f"{api}/v1/jobs", json=job, headers=keyed, timeout=30)
+    again = requests.post(f"{small_server}/v1/jobs", json=job, headers=keyed, timeout=30)
     assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
-    assert dataset_upload(api).status_code == 201
-    assert requests.delete(f"{api}/v1/jobs/{waiting}", timeout=30).status_code == 200
+    assert dataset_upload(small_server).status_code == 201
+    assert requests.delete(f"{small_server}/v1/jobs/{waiting}", timeout=30).status_code == 200
 
 
-def test_a_submission_refused_part_way_leaves_nothing(api, conn, filler):
+def test_a_submission_refused_part_way_leaves_nothing(small_server, conn, filler):
     """Redis takes the idempotency key and the quota slot, then refuses the job's arrays."""
     job = long_job(epochs=5)
     rng = np.random.default_rng(0)
@@ -215,14 +210,16 @@ def test_a_submission_refused_part_way_leaves_nothing(api, conn, filler):
     filler.fill()
     filler.leave_room(4)  # 256 KiB for small writes; the arrays are 1.4 MiB
 
-    assert_storage_full(requests.post(f"{api}/v1/jobs", json=job, headers=keyed, timeout=60))
+    assert_storage_full(
+        requests.post(f"{small_server}/v1/jobs", json=job, headers=keyed, timeout=60)
+    )
     assert stored_jobs(conn) == []
     assert conn.keys(f"{store.PREFIX}:job:*") == []
     assert conn.smembers(store.tenant_active_key("public")) == set()
     assert conn.exists(store.idempotency_key("public", "part-way")) == 0
 
     filler.free()
-    retry = requests.post(f"{api}/v1/jobs", json=job, headers=keyed, timeout=60)
+    retry = requests.post(f"{small_server}/v1/jobs", json=job, headers=keyed, timeout=60)
     assert retry.status_code == 202, retry.text
     assert stored_jobs(conn) == [retry.json()["id"]]
 
@@ -239,30 +236,34 @@ def test_discard_job_undoes_create_job(conn):
 # -- the workers -----------------------------------------------------------------------------
 
 
-def test_a_worker_keeps_training_through_a_full_redis(api, conn, filler, start_worker):
-    worker, log = start_worker()
+def test_a_worker_keeps_training_through_a_full_redis(
+    small_server, conn, filler, start_small_worker
+):
+    worker, log = start_small_worker()
     job = long_job(epochs=1500)
-    job_id = submit(api, job)
-    wait_for(api, job_id, past_epoch(20), "epoch 20")
+    job_id = submit(small_server, job)
+    wait_for(small_server, job_id, past_epoch(20), "epoch 20")
     filler.fill()
     wait_for_log(log, f"job {job_id}: progress not stored: Redis is full", worker)
     # Training ends while Redis is still full: its last flush waits for room.
     wait_for_log(log, f"job {job_id}: Redis is full (maxmemory); retrying a final write", worker)
     assert worker.poll() is None
-    assert status(api, job_id)["status"] == "started"
+    assert status(small_server, job_id)["status"] == "started"
 
     filler.free()
-    record = wait_for(api, job_id, final, "an end")
+    record = wait_for(small_server, job_id, final, "an end")
     assert record["status"] == "finished", record
     assert record["attempts"] == 1
-    assert_same_as_uninterrupted(api, job_id, job)  # no history lost or doubled
-    second = submit(api, long_job(epochs=5))
-    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    assert_same_as_uninterrupted(small_server, job_id, job)  # no history lost or doubled
+    second = submit(small_server, long_job(epochs=5))
+    assert wait_for(small_server, second, final, "an end")["status"] == "finished"
     assert worker.poll() is None
 
 
-def test_a_model_a_full_redis_has_no_room_for_fails_the_job(api, conn, filler, start_worker):
-    worker, log = start_worker(FINAL_WRITE_PATIENCE_SECONDS="3")
+def test_a_model_a_full_redis_has_no_room_for_fails_the_job(
+    small_server, conn, filler, start_small_worker
+):
+    worker, log = start_small_worker(FINAL_WRITE_PATIENCE_SECONDS="3")
     wide = long_job(epochs=3)
     wide["data"]["X"] = np.random.default_rng(1).standard_normal((8, 600)).tolist()
     wide["data"]["y"] = np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]].tolist()
@@ -272,30 +273,32 @@ def test_a_model_a_full_redis_has_no_room_for_fails_the_job(api, conn, filler, s
     ]  # 241,603 parameters: a model of about 1.9 MiB
     filler.fill()
     filler.leave_room(8)  # 512 KiB: the job and its progress fit, its model does not
-    job_id = submit(api, wide)
+    job_id = submit(small_server, wide)
 
-    record = wait_for(api, job_id, final, "an end")
+    record = wait_for(small_server, job_id, final, "an end")
     assert record["status"] == "failed", record
     assert record["error"]["code"] == "storage_full"
     assert "full" in record["error"]["message"] and "bytes" in record["error"]["message"]
     assert record["model_id"] is None
-    assert requests.get(f"{api}/v1/models/{job_id}", timeout=30).status_code == 404
+    assert requests.get(f"{small_server}/v1/models/{job_id}", timeout=30).status_code == 404
     assert conn.smembers(store.tenant_active_key("public")) == set()
     assert worker.poll() is None
 
     filler.free()
-    second = submit(api, long_job(epochs=5))
-    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    second = submit(small_server, long_job(epochs=5))
+    assert wait_for(small_server, second, final, "an end")["status"] == "finished"
     assert worker.poll() is None
 
 
-def test_a_worker_outlasts_a_redis_too_full_to_record_anything(api, conn, filler, start_worker):
+def test_a_worker_outlasts_a_redis_too_full_to_record_anything(
+    small_server, conn, filler, start_small_worker
+):
     """The last flush and then rq's own records are refused: the attempt is given up, the
     worker waits for room, and the job resumes from its checkpoint once there is some."""
-    worker, log = start_worker(FINAL_WRITE_PATIENCE_SECONDS="1")
+    worker, log = start_small_worker(FINAL_WRITE_PATIENCE_SECONDS="1")
     job = long_job(epochs=1500)
-    job_id = submit(api, job)
-    wait_for(api, job_id, past_epoch(20), "epoch 20")
+    job_id = submit(small_server, job)
+    wait_for(small_server, job_id, past_epoch(20), "epoch 20")
     deadline = time.monotonic() + DEADLINE
     while not conn.exists(store.checkpoint_key(job_id)):
         assert time.monotonic() < deadline, "no checkpoint"
@@ -307,10 +310,10 @@ def test_a_worker_outlasts_a_redis_too_full_to_record_anything(api, conn, filler
     assert worker.poll() is None
 
     filler.free()
-    record = wait_for(api, job_id, final, "an end")
+    record = wait_for(small_server, job_id, final, "an end")
     assert record["status"] == "finished", record
     assert record["attempts"] == 2
-    assert_same_as_uninterrupted(api, job_id, job)
-    second = submit(api, long_job(epochs=5))
-    assert wait_for(api, second, final, "an end")["status"] == "finished"
+    assert_same_as_uninterrupted(small_server, job_id, job)
+    second = submit(small_server, long_job(epochs=5))
+    assert wait_for(small_server, second, final, "an end")["status"] == "finished"
     assert worker.poll() is None

@@ -20,7 +20,7 @@ from rq import Worker
 from devtools.probes import accepts_connections, answers_ok, free_port
 from devtools.processes import wait_until
 from scripts.run import REDIS_MAXMEMORY, RestartPolicy
-from tests.test_api_e2e import ARTICLE_JOB
+from tests.support.jobs import ARTICLE_JOB
 
 pytestmark = pytest.mark.process  # every test here runs scripts/run.py
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import serve_api
+from tests.support.apps import serve_api
 
 ROOT = Path(__file__).resolve().parent.parent
 ST = Path(sys.executable).with_name("st")

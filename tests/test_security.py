@@ -14,36 +14,17 @@ import pytest
 import requests
 
 import store
-from service import create_app
 from service.auth import parse_keys
-from tests.conftest import serve_api
-from tests.test_api_validation import GOOD_JOB, edited
+from tests.support.apps import ROOT, serve_api
+from tests.support.auth import API_KEYS, KEYED_CONFIG, KEYS, bearer, keyed_app
+from tests.support.jobs import GOOD_JOB, edited
 from workers.tasks import train_job
 
-ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"alice": "alice-key", "bob": "bob-key", "admin": "root-key"}
-API_KEYS = ",".join(f"{tenant}:{key}" for tenant, key in KEYS.items())
-
-
-def bearer(tenant: str) -> dict:
-    return {"Authorization": f"Bearer {KEYS[tenant]}"}
-
-
-def keyed_app(redis_url: str, **config):
-    """The app with the test keys, against the test Redis, and ``config`` on top."""
-    base = {"REDIS_URL": redis_url, "TESTING": True, "AUTH_ENV": {"API_KEYS": API_KEYS}}
-    return create_app({**base, **config})
-
 
 @pytest.fixture
-def app(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)  # for train_job, run in this process
-    return keyed_app(redis_url)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app_config() -> dict:
+    """The ``app`` and ``client`` fixtures here know the test keys (tests.support.auth)."""
+    return KEYED_CONFIG
 
 
 def submit(client, tenant: str, job: dict = GOOD_JOB) -> str:

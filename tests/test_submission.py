@@ -13,7 +13,7 @@ from service.exceptions import (
 )
 from service.schemas import JobCreateSchema
 from service.submission import dry_run, plan, submit
-from tests.test_api_validation import GOOD_JOB, edited
+from tests.support.jobs import GOOD_JOB, edited
 
 ALICE = Tenant("alice")
 CONFIG = from_env({})

@@ -15,7 +15,7 @@ import pytest
 import store
 from backprop import Trainer
 from service import create_app
-from tests.test_api_e2e import article_job
+from tests.support.jobs import article_job
 from workers.progress import JobMonitor
 from workers.settings import Settings
 

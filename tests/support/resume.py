@@ -1,0 +1,36 @@
+"""Resumed jobs against an uninterrupted run: worker settings that make faults quick to
+recover from, and the byte-for-byte comparison."""
+
+import json
+
+import requests
+
+from backprop import Trainer
+
+# Fast heartbeats so that a dead worker's job is picked up within a second or two.
+FAST = {
+    "FLUSH_SECONDS": "0.05",
+    "CHECKPOINT_SECONDS": "0.2",
+    "LEASE_SECONDS": "1.5",
+    "HEARTBEAT_SECONDS": "0.2",
+    "REAP_SECONDS": "0.3",
+    "CANCEL_GRACE_SECONDS": "1",
+}
+
+
+def reference(job: dict) -> tuple[list, dict]:
+    """Weights and history of an uninterrupted in-process run, as the API would show them."""
+    spec = {"network": job["network"], "training": job["training"]}
+    trainer = Trainer(spec, job["data"]["X"], job["data"]["y"])
+    trainer.fit()
+    weights = json.loads(json.dumps(trainer.model().weights()))
+    return weights, json.loads(json.dumps(trainer.history))
+
+
+def assert_same_as_uninterrupted(base: str, job_id: str, job: dict) -> None:
+    """The job's weights and history at ``base`` are those of ``reference(job)``, exactly."""
+    weights, history = reference(job)
+    got_weights = requests.get(f"{base}/v1/models/{job_id}/weights", timeout=10).json()
+    got_history = requests.get(f"{base}/v1/jobs/{job_id}/history", timeout=10).json()
+    assert got_weights == weights
+    assert got_history == history
