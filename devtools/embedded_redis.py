@@ -2,12 +2,14 @@
 
 import importlib.util
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
-from devtools.processes import wait_until
+from devtools.probes import free_port
+from devtools.processes import stop_all, wait_until
 
 
 def binary() -> Path:
@@ -70,3 +72,22 @@ def answers(port: int, pid: int) -> bool:
         return False
     finally:
         conn.close()
+
+
+@contextmanager
+def running(
+    data_dir: Path, extra_args: Sequence[str] = (), stop_timeout: float = 10
+) -> Iterator[str]:
+    """A throwaway redis-server on a free port while the block runs; yields its URL.
+
+    Args:
+        data_dir: its working directory (log, AOF); must exist.
+        extra_args: more ``--option value`` pairs.
+    """
+    port = free_port()
+    process = subprocess.Popen(command(port, data_dir, extra_args))
+    try:
+        wait_until_ready(process, port)
+        yield url(port)
+    finally:
+        stop_all([process], stop_timeout)

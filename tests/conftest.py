@@ -15,7 +15,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from devtools import embedded_redis
-from devtools.probes import free_port
 from devtools.processes import stop_all
 from scripts.run import WORKER_COMMAND, local
 from tests.support.apps import ROOT, STOP_TIMEOUT, new_app, serve_api
@@ -36,14 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a throwaway redis-server for the whole session and yield its URL."""
     data_dir = tmp_path_factory.mktemp("redis")
-    port = free_port()
     args = ("--save", "", "--appendonly", "no", "--logfile", str(data_dir / "redis.log"))
-    process = subprocess.Popen(embedded_redis.command(port, data_dir, args))
-    try:
-        embedded_redis.wait_until_ready(process, port)
-        yield embedded_redis.url(port)
-    finally:
-        stop_all([process], STOP_TIMEOUT)
+    with embedded_redis.running(data_dir, args, STOP_TIMEOUT) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import requests
 
 import store
 from devtools import embedded_redis
-from devtools.probes import free_port
 from devtools.processes import stop_all
 from scripts.run import WORKER_COMMAND, local
 from tests.support.apps import ROOT, STOP_TIMEOUT, serve_api
@@ -38,18 +37,13 @@ OVERSHOOT = 2 * 1024 * 1024  # how far past maxmemory a full Redis is here
 def small_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server that refuses writes past MAXMEMORY instead of evicting keys."""
     data_dir = tmp_path_factory.mktemp("small-redis")
-    port = free_port()
     args = (
         "--save", "", "--appendonly", "no",
         "--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction",
         "--logfile", str(data_dir / "redis.log"),
     )  # fmt: skip
-    process = subprocess.Popen(embedded_redis.command(port, data_dir, args))
-    try:
-        embedded_redis.wait_until_ready(process, port)
-        yield embedded_redis.url(port)
-    finally:
-        stop_all([process], STOP_TIMEOUT)
+    with embedded_redis.running(data_dir, args, STOP_TIMEOUT) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
