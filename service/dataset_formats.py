@@ -12,7 +12,8 @@ import math
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -448,3 +449,27 @@ def _from_npz(spool, targets: list[str], dtype: np.dtype, max_bytes, max_columns
         raise DatasetError("body", f"y has {y.shape[0]} rows, X has {X.shape[0]}.")
     _check_columns(X.shape[1] + y.shape[1], max_columns, "X and y together")
     return _finite(X, "X", dtype), _finite(y, "y", dtype)
+
+
+@dataclass(frozen=True)
+class StreamedFormat:
+    """A dataset upload format read from the request stream.
+
+    Attributes:
+        read: ``read(stream, targets, dtype, max_bytes, max_columns) -> (X, y)``; raises
+            ``DatasetError`` naming the field, ``DatasetTooLarge`` past ``max_bytes``.
+        openapi: the request body's schema in the OpenAPI document.
+    """
+
+    read: Callable
+    openapi: dict
+
+
+# POST /v1/datasets takes these media types (and JSON, which its schema reads); a new format
+# is a reader above and an entry here.
+STREAMED_FORMATS = {
+    "text/csv": StreamedFormat(
+        read_csv, {"type": "string", "description": "A header row, then a row per sample."}
+    ),
+    "application/octet-stream": StreamedFormat(read_numpy, {"type": "string", "format": "binary"}),
+}

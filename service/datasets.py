@@ -12,7 +12,7 @@ from backprop.preprocessing import class_labels
 from backprop.spec import as_dtype
 
 from .auth import current_tenant
-from .dataset_formats import DatasetError, DatasetTooLarge, read_csv, read_numpy
+from .dataset_formats import STREAMED_FORMATS, DatasetError, DatasetTooLarge
 from .endpoints import raw_body
 from .errors import Blueprint
 from .extensions import limiter, redis_conn
@@ -20,15 +20,15 @@ from .schemas import MAX_UNITS, DatasetQuerySchema, DatasetSchema, DatasetUpload
 
 blp = Blueprint("datasets", __name__, url_prefix="/v1/datasets", description="Training data")
 
-JSON, CSV, BINARY = "application/json", "text/csv", "application/octet-stream"
+JSON = "application/json"
 UPLOAD_DOC = {
     "required": True,
     "content": {
         JSON: {"schema": DatasetUploadSchema},
-        CSV: {"schema": {"type": "string", "description": "A header row, then a row per sample."}},
-        BINARY: {"schema": {"type": "string", "format": "binary"}},
+        **{kind: {"schema": f.openapi} for kind, f in STREAMED_FORMATS.items()},
     },
 }
+MEDIA_TYPES = [JSON, *STREAMED_FORMATS]
 
 
 FIELDS = ("id", "rows", "columns", "outputs", "dtype", "sha256", "created_at")
@@ -106,14 +106,13 @@ class Datasets(MethodView):
                 if targets:
                     abort(422, errors={"target": ["JSON names X and y itself; leave it out."]})
                 X, y = read_json(dtype, columns)
-            elif request.mimetype == CSV:
+            elif request.mimetype in STREAMED_FORMATS:
                 request.max_content_length = limit
-                X, y = read_csv(request.stream, targets, dtype, limit, columns)
-            elif request.mimetype == BINARY:
-                request.max_content_length = limit
-                X, y = read_numpy(request.stream, targets, dtype, limit, columns)
+                read = STREAMED_FORMATS[request.mimetype].read
+                X, y = read(request.stream, targets, dtype, limit, columns)
             else:
-                abort(415, message=f"Send the dataset as {JSON}, {CSV} or {BINARY}.")
+                kinds = f"{', '.join(MEDIA_TYPES[:-1])} or {MEDIA_TYPES[-1]}"
+                abort(415, message=f"Send the dataset as {kinds}.")
         except DatasetTooLarge as exc:
             abort(413, message=exc.message)
         except DatasetError as exc:

@@ -18,6 +18,7 @@ from backprop.exceptions import SpecError
 from backprop.hyperparameters import Hyperparameter
 from backprop.initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from backprop.losses import LOSSES
+from backprop.metrics import METRIC_NAMES
 from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import TARGETS
 from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
@@ -31,7 +32,8 @@ MAX_UNITS = 4096
 MAX_LAYERS = 32
 MAX_EPOCHS = 1_000_000
 MAX_ROWS = 1_000_000
-MONITORS = ("loss", "accuracy", "mae", "r2")
+# What early stopping may watch: the loss and every metric the engine reports (not val_ yet).
+MONITORS = ("loss", *dict.fromkeys(m for names in METRIC_NAMES.values() for m in names))
 # History entries one GET returns by default and at most: about 70 bytes each with four columns.
 HISTORY_PAGE_ROWS = 10_000
 HISTORY_MAX_ROWS = 100_000
