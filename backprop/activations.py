@@ -7,11 +7,19 @@ and keeps no pre-activation buffer. ``out`` may alias the input in both directio
 
 import numpy as np
 
+from .hyperparameters import Hyperparameter
+
+# leaky_relu's slope and elu's scale for negative inputs.
+POSITIVE = {"low": 0.0, "low_open": True}
+
 
 class Activation:
-    """Base class: ``forward(Z, out)`` and ``backward(A, dA, out)``."""
+    """Base class: ``forward(Z, out)`` and ``backward(A, dA, out)``. A subclass that takes
+    numbers from the layer's spec declares them in ``hyperparameters`` (defaults and bounds),
+    which ``backprop.spec`` checks and the API's schema is derived from."""
 
     name = ""
+    hyperparameters: dict[str, Hyperparameter] = {}
 
     def forward(self, Z, out):
         """A = f(Z).
@@ -91,11 +99,10 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
+    hyperparameters = {"alpha": Hyperparameter(0.01, **POSITIVE)}
 
-    def __init__(self, alpha: float = 0.01):
-        if not alpha > 0:
-            raise ValueError("alpha must be > 0")
-        self.alpha = float(alpha)
+    def __init__(self, alpha: float | None = None):
+        self.alpha = self.hyperparameters["alpha"].value(alpha, "alpha")
 
     def forward(self, Z, out):
         mask = Z < 0.0
@@ -114,11 +121,10 @@ class LeakyReLU(Activation):
 
 class ELU(Activation):
     name = "elu"
+    hyperparameters = {"alpha": Hyperparameter(1.0, **POSITIVE)}
 
-    def __init__(self, alpha: float = 1.0):
-        if not alpha > 0:
-            raise ValueError("alpha must be > 0")
-        self.alpha = float(alpha)
+    def __init__(self, alpha: float | None = None):
+        self.alpha = self.hyperparameters["alpha"].value(alpha, "alpha")
 
     def forward(self, Z, out):
         mask = Z < 0.0
@@ -163,6 +169,4 @@ ACTIVATIONS = {cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, LeakyReLU,
 def get_activation(config: dict) -> Activation:
     """Build an activation from a layer's ``{"activation": name, "alpha": ...}``."""
     cls = ACTIVATIONS[config["activation"]]
-    if cls in (LeakyReLU, ELU) and config.get("alpha") is not None:
-        return cls(config["alpha"])
-    return cls()
+    return cls(**{key: config.get(key) for key in cls.hyperparameters})

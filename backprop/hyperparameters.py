@@ -48,3 +48,7 @@ class Hyperparameter:
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
             raise SpecError(path, f"must be {'<' if self.high_open else '<='} {self.high:g}")
         return float(value)
+
+    def value(self, given, path: str) -> float | bool:
+        """``given`` checked, or the default when it is None."""
+        return self.check(self.default if given is None else given, path)

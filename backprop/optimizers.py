@@ -88,9 +88,7 @@ class Optimizer:
         """
         out = {"name": cls.name}
         for key, hyperparameter in cls.hyperparameters.items():
-            out[key] = hyperparameter.check(
-                config.get(key, hyperparameter.default), f"{path}.{key}"
-            )
+            out[key] = hyperparameter.value(config.get(key), f"{path}.{key}")
         return out
 
     def step(self, params, grads, lr: float):

@@ -22,7 +22,6 @@ from .preprocessing import TARGETS, Preprocessor, check_classes, class_labels, t
 
 DTYPES = ("float64", "float32")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time")
-ALPHA_DEFAULTS = {"leaky_relu": 0.01, "elu": 1.0}
 # The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
 DRAWN_BIAS_SCHEMES = ("uniform", "normal")
 FUSED_OUTPUTS = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
@@ -64,9 +63,8 @@ def _network(net: dict) -> dict:
         _require(act != "softmax" or last, f"{path}.activation", "softmax is for the last layer")
         _require(act != "softmax" or units >= 2, f"{path}.units", "softmax needs >= 2 units")
         entry = {"units": units, "activation": act}
-        if act in ALPHA_DEFAULTS:
-            alpha = layer.get("alpha", ALPHA_DEFAULTS[act])
-            entry["alpha"] = _number(alpha, f"{path}.alpha", 0, low_open=True)
+        for key, hyperparameter in ACTIVATIONS[act].hyperparameters.items():
+            entry[key] = hyperparameter.value(layer.get(key), f"{path}.{key}")
         out_layers.append(entry)
 
     init = dict(net.get("init") or {"scheme": "glorot_uniform"})

@@ -51,10 +51,41 @@ def _fraction(**kwargs):
     return Number(validate=validate.Range(min=0, max=1, max_inclusive=False), **kwargs)
 
 
+def hyperparameter_field(hyperparameter: Hyperparameter, **kwargs) -> fields.Field:
+    """The schema field of an engine hyperparameter, with the bounds its class declares."""
+    if hyperparameter.is_flag:
+        return Bool(**kwargs)
+    bounds = validate.Range(
+        min=hyperparameter.low,
+        max=hyperparameter.high,
+        min_inclusive=not hyperparameter.low_open,
+        max_inclusive=not hyperparameter.high_open,
+    )
+    return Number(validate=bounds, **kwargs)
+
+
+def merged_hyperparameters(classes) -> dict[str, Hyperparameter]:
+    """The hyperparameters of engine classes (optimizers, activations) by name; one name has
+    one set of bounds in all of them (only its default may differ)."""
+    merged: dict[str, Hyperparameter] = {}
+    for cls in classes:
+        for key, hyperparameter in cls.hyperparameters.items():
+            known = merged.setdefault(key, hyperparameter)
+            bounds = (known.low, known.high, known.low_open, known.high_open)
+            mine = (hyperparameter.low, hyperparameter.high)
+            mine += (hyperparameter.low_open, hyperparameter.high_open)
+            if bounds != mine:
+                raise TypeError(f"{cls.name}.{key} is bounded unlike the others")
+    return merged
+
+
 class LayerSchema(Schema):
     units = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_UNITS))
     activation = fields.String(required=True, validate=_one_of(ACTIVATIONS))
-    alpha = _positive(metadata={"description": "Slope or scale for leaky_relu and elu."})
+    alpha = hyperparameter_field(
+        merged_hyperparameters(ACTIVATIONS.values())["alpha"],
+        metadata={"description": "Slope or scale for leaky_relu and elu."},
+    )
 
 
 def _init_parameter(**kwargs):
@@ -90,34 +121,6 @@ class ScheduleSchema(Schema):
     decay = Number(validate=validate.Range(min=0))
 
 
-def hyperparameter_field(hyperparameter: Hyperparameter) -> fields.Field:
-    """The schema field of an engine hyperparameter, with the bounds its class declares."""
-    if hyperparameter.is_flag:
-        return Bool()
-    bounds = validate.Range(
-        min=hyperparameter.low,
-        max=hyperparameter.high,
-        min_inclusive=not hyperparameter.low_open,
-        max_inclusive=not hyperparameter.high_open,
-    )
-    return Number(validate=bounds)
-
-
-def optimizer_hyperparameters() -> dict[str, Hyperparameter]:
-    """Every optimizer's hyperparameters by name; one name has one set of bounds everywhere
-    (only its default may differ between optimizers)."""
-    merged: dict[str, Hyperparameter] = {}
-    for optimizer in OPTIMIZERS.values():
-        for key, hyperparameter in optimizer.hyperparameters.items():
-            known = merged.setdefault(key, hyperparameter)
-            bounds = (known.low, known.high, known.low_open, known.high_open)
-            mine = (hyperparameter.low, hyperparameter.high)
-            mine += (hyperparameter.low_open, hyperparameter.high_open)
-            if bounds != mine:
-                raise TypeError(f"{optimizer.name}.{key} is bounded unlike the other optimizers")
-    return merged
-
-
 # Its fields come from the optimizer classes, which own their hyperparameters and bounds.
 # (Built with type(), not Schema.from_dict, so that it is registered by name like the others.)
 OptimizerSchema = type(
@@ -126,7 +129,10 @@ OptimizerSchema = type(
     {
         "__module__": __name__,
         "name": fields.String(required=True, validate=_one_of(OPTIMIZERS)),
-        **{key: hyperparameter_field(h) for key, h in optimizer_hyperparameters().items()},
+        **{
+            key: hyperparameter_field(h)
+            for key, h in merged_hyperparameters(OPTIMIZERS.values()).items()
+        },
         "schedule": fields.Nested(ScheduleSchema),
     },
 )

@@ -4,9 +4,10 @@ import pytest
 from marshmallow import ValidationError
 
 from backprop.exceptions import SpecError
+from backprop.activations import ACTIVATIONS
 from backprop.optimizers import OPTIMIZERS
 from backprop.spec import normalize
-from service.schemas import OptimizerSchema
+from service.schemas import LayerSchema, OptimizerSchema
 
 SPEC = {"network": {"layers": [{"units": 1}]}, "training": {"loss": "mse"}}
 
@@ -27,10 +28,10 @@ def api_accepts(optimizer: dict) -> bool:
     return True
 
 
-def edges():
-    """(optimizer, key, value, expected) at every bound every optimizer declares."""
-    for name, optimizer in OPTIMIZERS.items():
-        for key, h in optimizer.hyperparameters.items():
+def edges(registry: dict):
+    """(name, key, value, expected) at every bound every class of ``registry`` declares."""
+    for name, cls in registry.items():
+        for key, h in cls.hyperparameters.items():
             if h.is_flag:
                 continue
             if h.low is not None:
@@ -42,7 +43,7 @@ def edges():
             yield name, key, h.default, True
 
 
-@pytest.mark.parametrize(("name", "key", "value", "expected"), list(edges()))
+@pytest.mark.parametrize(("name", "key", "value", "expected"), list(edges(OPTIMIZERS)))
 def test_the_engine_and_the_api_take_the_same_hyperparameters(name, key, value, expected):
     optimizer = {"name": name, key: value}
     assert engine_accepts(optimizer) is expected
@@ -55,3 +56,19 @@ def test_defaults_come_from_the_optimizer_classes():
         chosen = spec["training"]["optimizer"]
         for key, h in optimizer.hyperparameters.items():
             assert chosen[key] == h.default, (name, key)
+
+
+@pytest.mark.parametrize(("name", "key", "value", "expected"), list(edges(ACTIVATIONS)))
+def test_the_engine_and_the_api_take_the_same_activation_parameters(name, key, value, expected):
+    layer = {"units": 1, "activation": name, key: value}
+    try:
+        normalize({**SPEC, "network": {"layers": [layer]}})
+        engine = True
+    except SpecError:
+        engine = False
+    try:
+        LayerSchema().load(layer)
+        api = True
+    except ValidationError:
+        api = False
+    assert (engine, api) == (expected, expected)
