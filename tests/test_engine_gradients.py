@@ -9,7 +9,7 @@ by ``predict`` on the perturbed flat parameter buffer.
 import numpy as np
 import pytest
 
-from backprop import Trainer
+from backprop import Trainer, activations
 
 EPS = 1e-6
 TOLERANCE = 1e-6
@@ -245,3 +245,9 @@ def test_weight_decay_adds_wd_times_w_to_weights_only():
     assert (
         decayed.network.params[n_weights:].tobytes() == plain.network.params[n_weights:].tobytes()
     )
+
+
+def test_every_registered_activation_is_gradient_checked():
+    """An activation added to the engine must be added to the lists above, which these
+    gradient checks run over."""
+    assert {config["activation"] for config in OUTPUTS} == set(activations.ACTIVATIONS)

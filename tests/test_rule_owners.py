@@ -3,8 +3,8 @@
 import pytest
 from marshmallow import ValidationError
 
-from backprop.exceptions import SpecError
 from backprop.activations import ACTIVATIONS
+from backprop.exceptions import SpecError
 from backprop.optimizers import OPTIMIZERS
 from backprop.spec import normalize
 from service.schemas import LayerSchema, OptimizerSchema
