@@ -15,7 +15,7 @@ import numpy as np
 from backprop import Trainer
 from examples.xor_article import X as XOR_X
 from examples.xor_article import Y as XOR_Y
-from examples.xor_article import article_loop
+from examples.xor_article import article_loop, article_spec
 
 N_SAMPLES, N_FEATURES, N_CLASSES = 20_000, 784, 10
 EPOCHS, BATCH, LR = 5, 128, 1e-3
@@ -112,22 +112,7 @@ def article_loop_seconds() -> float:
 
 
 def engine_xor_seconds() -> float:
-    spec = {
-        "network": {
-            "layers": [
-                {"units": 2, "activation": "sigmoid"},
-                {"units": 1, "activation": "sigmoid"},
-            ],
-            "init": {"scheme": "uniform", "low": 0, "high": 1},
-            "seed": 1,
-        },
-        "training": {
-            "loss": "sse",
-            "optimizer": {"name": "sgd", "learning_rate": 0.1},
-            "epochs": XOR_EPOCHS,
-            "batch_size": None,
-        },
-    }
+    spec = article_spec(XOR_EPOCHS)
     trainer = Trainer(spec, XOR_X, XOR_Y)
     start = time.perf_counter()
     trainer.fit()

@@ -18,6 +18,27 @@ EPOCHS = 10_000
 LEARNING_RATE = 0.1
 
 
+def article_spec(epochs: int = EPOCHS) -> dict:
+    """The same network as a job spec for the engine (``backprop.Trainer``) and the service
+    (``POST /v1/jobs`` with ``"data": {"X": X, "y": Y}``)."""
+    return {
+        "network": {
+            "layers": [
+                {"units": 2, "activation": "sigmoid"},
+                {"units": 1, "activation": "sigmoid"},
+            ],
+            "init": {"scheme": "uniform", "low": 0, "high": 1},
+            "seed": 1,
+        },
+        "training": {
+            "loss": "sse",
+            "optimizer": {"name": "sgd", "learning_rate": LEARNING_RATE},
+            "epochs": epochs,
+            "batch_size": None,
+        },
+    }
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 

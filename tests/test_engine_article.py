@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backprop import Trainer
-from examples.xor_article import article_loop
+from examples.xor_article import article_loop, article_spec
 
 X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 Y = [[0], [1], [1], [0]]
@@ -13,25 +13,6 @@ Y = [[0], [1], [1], [0]]
 AFTER_9999 = [0.06368082, 0.94085536, 0.94108726, 0.06402009]
 AFTER_10000 = [0.06367371, 0.94086271, 0.94109457, 0.06401166]
 EPOCHS = 10_000
-
-
-def article_spec(epochs: int = EPOCHS) -> dict:
-    return {
-        "network": {
-            "layers": [
-                {"units": 2, "activation": "sigmoid"},
-                {"units": 1, "activation": "sigmoid"},
-            ],
-            "init": {"scheme": "uniform", "low": 0, "high": 1},
-            "seed": 1,
-        },
-        "training": {
-            "loss": "sse",
-            "optimizer": {"name": "sgd", "learning_rate": 0.1},
-            "batch_size": None,
-            "epochs": epochs,
-        },
-    }
 
 
 def predictions(trainer: Trainer) -> np.ndarray:

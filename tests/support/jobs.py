@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 
+from examples.xor_article import article_spec
 from workers.tasks import train_job
 
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
@@ -26,20 +27,7 @@ GOOD_JOB = {
 REMOVE = object()
 
 # The article's XOR network, whose outputs the end-to-end tests check to the digit.
-ARTICLE_JOB = {
-    "network": {
-        "layers": [{"units": 2, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
-        "init": {"scheme": "uniform", "low": 0, "high": 1},
-        "seed": 1,
-    },
-    "training": {
-        "loss": "sse",
-        "optimizer": {"name": "sgd", "learning_rate": 0.1},
-        "epochs": 10000,
-        "batch_size": None,
-    },
-    "data": {"X": XOR_X, "y": XOR_Y},
-}
+ARTICLE_JOB = {**article_spec(10_000), "data": {"X": XOR_X, "y": XOR_Y}}
 
 THREE_CLASSES_X = [[0, 0], [0, 1], [4, 4], [4, 5], [8, 0], [9, 0]]
 THREE_CLASSES_Y = [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]]
