@@ -19,7 +19,7 @@ class Hyperparameter:
         low, high: bounds, None for none; ``low_open``/``high_open`` exclude the bound itself.
     """
 
-    default: float | bool
+    default: float | int | bool
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -28,6 +28,10 @@ class Hyperparameter:
     @property
     def is_flag(self) -> bool:
         return isinstance(self.default, bool)
+
+    @property
+    def is_integer(self) -> bool:
+        return isinstance(self.default, int) and not self.is_flag
 
     def check(self, value, path: str) -> float | bool:
         """``value`` as this parameter's type, after checking it is in bounds.
@@ -39,6 +43,10 @@ class Hyperparameter:
             if not isinstance(value, bool):
                 raise SpecError(path, "must be true or false")
             return value
+        if self.is_integer:
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or (self.low is not None and value < self.low):
+                raise SpecError(path, f"must be an integer >= {self.low:g}")
         if not (isinstance(value, int | float) and not isinstance(value, bool)):
             raise SpecError(path, "must be a finite number")
         if not math.isfinite(value):
@@ -47,7 +55,7 @@ class Hyperparameter:
             raise SpecError(path, f"must be {'>' if self.low_open else '>='} {self.low:g}")
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
             raise SpecError(path, f"must be {'<' if self.high_open else '<='} {self.high:g}")
-        return float(value)
+        return value if self.is_integer else float(value)
 
     def value(self, given, path: str) -> float | bool:
         """``given`` checked, or the default when it is None."""

@@ -14,22 +14,70 @@ from .exceptions import SpecError
 from .hyperparameters import Hyperparameter
 
 
-def schedule_lr(base: float, schedule: dict, epoch: int) -> float:
-    """Learning rate for a 0-based ``epoch``.
+class Schedule:
+    """A learning-rate schedule, per epoch; subclasses declare their ``hyperparameters``."""
 
-    constant: base; step: base·gamma^⌊epoch/step_size⌋; exponential: base·gamma^epoch;
-    inverse_time: base / (1 + decay·epoch).
-    """
-    name = schedule["name"]
-    if name == "constant":
+    name = ""
+    hyperparameters: dict[str, Hyperparameter] = {}
+
+    @staticmethod
+    def rate(base: float, schedule: dict, epoch: int) -> float:
+        raise NotImplementedError
+
+
+class Constant(Schedule):
+    """base."""
+
+    name = "constant"
+
+    @staticmethod
+    def rate(base, schedule, epoch):
         return base
-    if name == "step":
+
+
+# gamma in (0, 1]: the factor the rate is multiplied by.
+GAMMA = Hyperparameter(0.5, low=0.0, high=1.0, low_open=True)
+
+
+class Step(Schedule):
+    """base·gamma^⌊epoch/step_size⌋."""
+
+    name = "step"
+    hyperparameters = {"gamma": GAMMA, "step_size": Hyperparameter(10, low=1)}
+
+    @staticmethod
+    def rate(base, schedule, epoch):
         return base * schedule["gamma"] ** (epoch // schedule["step_size"])
-    if name == "exponential":
+
+
+class Exponential(Schedule):
+    """base·gamma^epoch."""
+
+    name = "exponential"
+    hyperparameters = {"gamma": GAMMA}
+
+    @staticmethod
+    def rate(base, schedule, epoch):
         return base * schedule["gamma"] ** epoch
-    if name == "inverse_time":
+
+
+class InverseTime(Schedule):
+    """base / (1 + decay·epoch)."""
+
+    name = "inverse_time"
+    hyperparameters = {"decay": Hyperparameter(0.01, low=0.0)}
+
+    @staticmethod
+    def rate(base, schedule, epoch):
         return base / (1.0 + schedule["decay"] * epoch)
-    raise ValueError(f"unknown schedule {name!r}")
+
+
+SCHEDULES = {cls.name: cls for cls in (Constant, Step, Exponential, InverseTime)}
+
+
+def schedule_lr(base: float, schedule: dict, epoch: int) -> float:
+    """Learning rate for a 0-based ``epoch`` under a normalised ``schedule``."""
+    return SCHEDULES[schedule["name"]].rate(base, schedule, epoch)
 
 
 # The most any optimizer's learning_rate may be: larger rates only diverge.

@@ -17,11 +17,10 @@ from .exceptions import SpecError
 from .initializers import MAX_INIT_MAGNITUDE, SCHEMES
 from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
-from .optimizers import OPTIMIZERS
+from .optimizers import OPTIMIZERS, SCHEDULES
 from .preprocessing import TARGETS, Preprocessor, check_classes, class_labels, target_columns
 
 DTYPES = ("float64", "float32")
-SCHEDULES = ("constant", "step", "exponential", "inverse_time")
 # The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
 DRAWN_BIAS_SCHEMES = ("uniform", "normal")
 FUSED_OUTPUTS = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
@@ -108,14 +107,8 @@ def _optimizer(opt: dict) -> dict:
     sname = sched.get("name", "constant")
     _require(sname in SCHEDULES, f"{path}.schedule.name", f"must be one of {list(SCHEDULES)}")
     out_sched = {"name": sname}
-    if sname in ("step", "exponential"):
-        out_sched["gamma"] = _number(sched.get("gamma", 0.5), f"{path}.schedule.gamma", 0, 1, True)
-    if sname == "step":
-        out_sched["step_size"] = _integer(
-            sched.get("step_size", 10), f"{path}.schedule.step_size", 1
-        )
-    if sname == "inverse_time":
-        out_sched["decay"] = _number(sched.get("decay", 0.01), f"{path}.schedule.decay", 0)
+    for key, hyperparameter in SCHEDULES[sname].hyperparameters.items():
+        out_sched[key] = hyperparameter.value(sched.get(key), f"{path}.schedule.{key}")
     out["schedule"] = out_sched
     return out
 

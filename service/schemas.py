@@ -61,6 +61,8 @@ def hyperparameter_field(hyperparameter: Hyperparameter, **kwargs) -> fields.Fie
         min_inclusive=not hyperparameter.low_open,
         max_inclusive=not hyperparameter.high_open,
     )
+    if hyperparameter.is_integer:
+        return fields.Integer(strict=True, validate=bounds, **kwargs)
     return Number(validate=bounds, **kwargs)
 
 
@@ -114,11 +116,19 @@ class NetworkSchema(Schema):
     dtype = fields.String(validate=validate.OneOf(DTYPES))
 
 
-class ScheduleSchema(Schema):
-    name = fields.String(required=True, validate=validate.OneOf(SCHEDULES))
-    gamma = Number(validate=validate.Range(min=0, max=1, min_inclusive=False))
-    step_size = fields.Integer(strict=True, validate=validate.Range(min=1))
-    decay = Number(validate=validate.Range(min=0))
+# Its fields come from the schedule classes, like OptimizerSchema's from the optimizers.
+ScheduleSchema = type(
+    "ScheduleSchema",
+    (Schema,),
+    {
+        "__module__": __name__,
+        "name": fields.String(required=True, validate=validate.OneOf(list(SCHEDULES))),
+        **{
+            key: hyperparameter_field(h)
+            for key, h in merged_hyperparameters(SCHEDULES.values()).items()
+        },
+    },
+)
 
 
 # Its fields come from the optimizer classes, which own their hyperparameters and bounds.

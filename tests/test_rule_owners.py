@@ -5,9 +5,9 @@ from marshmallow import ValidationError
 
 from backprop.activations import ACTIVATIONS
 from backprop.exceptions import SpecError
-from backprop.optimizers import OPTIMIZERS
+from backprop.optimizers import OPTIMIZERS, SCHEDULES
 from backprop.spec import normalize
-from service.schemas import LayerSchema, OptimizerSchema
+from service.schemas import LayerSchema, OptimizerSchema, ScheduleSchema
 
 SPEC = {"network": {"layers": [{"units": 1}]}, "training": {"loss": "mse"}}
 
@@ -72,3 +72,15 @@ def test_the_engine_and_the_api_take_the_same_activation_parameters(name, key, v
     except ValidationError:
         api = False
     assert (engine, api) == (expected, expected)
+
+
+@pytest.mark.parametrize(("name", "key", "value", "expected"), list(edges(SCHEDULES)))
+def test_the_engine_and_the_api_take_the_same_schedules(name, key, value, expected):
+    schedule = {"name": name, key: value}
+    assert engine_accepts({"name": "sgd", "schedule": schedule}) is expected
+    try:
+        ScheduleSchema().load(schedule)
+        api = True
+    except ValidationError:
+        api = False
+    assert api is expected
