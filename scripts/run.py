@@ -8,6 +8,7 @@ Environment:
     REDIS_MAXMEMORY its memory cap (1gb); when full it refuses writes rather than evict keys
     VAR_DIR         its data lives in VAR_DIR/redis (./var), as an append-only file
     WORKERS         number of ``python -m workers`` processes (2; 0 runs the API alone)
+    WEBHOOK_WORKERS number of ``python -m workers webhooks`` processes, which send webhooks (1)
     STOP_TIMEOUT    seconds a process gets to exit after SIGTERM before it is killed (30)
     RESTART_LIMIT, RESTART_WINDOW_SECONDS
                     a process that exits this many times (5) within this many seconds (60) is
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The same commands run in the containers (docker-compose.yml, Dockerfile); tests check that.
 API_COMMAND = ("python", "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "service.wsgi:app")
 WORKER_COMMAND = ("python", "-m", "workers")
+WEBHOOK_WORKER_COMMAND = ("python", "-m", "workers", "webhooks")
 # Durable but cheap: the AOF is fsynced once a second, and no RDB snapshots on top of it.
 # noeviction: at its memory cap Redis refuses writes instead of silently dropping queued jobs,
 # checkpoints or models, which every eviction policy would.
@@ -146,6 +148,8 @@ class Child:
         except ProcessLookupError:  # nothing left in the group
             pass
         self.relay.join(timeout=1)
+        if not self.relay.is_alive():  # else something in the group still holds the pipe
+            self.process.stdout.close()
         self.process = None
 
 
@@ -191,9 +195,12 @@ def start_redis(env: dict[str, str]) -> tuple[Child, str]:
 
 
 def start_app(env: dict[str, str]) -> list[Child]:
-    """Start WORKERS rq workers and the gunicorn API."""
+    """Start WORKERS training workers, WEBHOOK_WORKERS webhook workers and the gunicorn API."""
     workers = range(1, int(env.get("WORKERS", "2")) + 1)
-    commands = [(f"worker.{i}", WORKER_COMMAND) for i in workers] + [("api", API_COMMAND)]
+    webhook_workers = range(1, int(env.get("WEBHOOK_WORKERS", "1")) + 1)
+    commands = [(f"worker.{i}", WORKER_COMMAND) for i in workers]
+    commands += [(f"webhook.{i}", WEBHOOK_WORKER_COMMAND) for i in webhook_workers]
+    commands += [("api", API_COMMAND)]
     children = [
         Child(name, local(command), env, RestartPolicy.from_env(env)) for name, command in commands
     ]

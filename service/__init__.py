@@ -17,6 +17,7 @@ from . import (
     models,
     request_limits,
     schemas,
+    webhooks,
 )
 from .config import from_env
 from .json_provider import StrictJSONProvider
@@ -54,7 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
-    for module in (health, jobs, models, datasets):
+    for module in (health, jobs, models, datasets, webhooks):
         api.register_blueprint(module.blp)
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc
     # The predict view parses its body by hand (the hot path) and refers to this by name.

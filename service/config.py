@@ -2,7 +2,7 @@
 
 import os
 
-from store.config import SharedConfig
+from store.config import SharedConfig, WebhookConfig
 
 MIB = 1024 * 1024
 
@@ -47,4 +47,6 @@ def from_env(env=os.environ) -> dict:
         # flask-limiter rate limits per API key (per client address when auth is off).
         "RATE_LIMIT": env.get("RATE_LIMIT", "6000/minute"),
         "RATE_LIMIT_SUBMIT": env.get("RATE_LIMIT_SUBMIT", "120/minute"),
+        # Whether callbacks may name private addresses (the workers read it too).
+        "WEBHOOK_ALLOW_PRIVATE": WebhookConfig.from_env(env).allow_private,
     }

@@ -9,7 +9,7 @@ from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
 
 import store
-from store import JobRecord, JobStatus
+from store import JobRecord, JobStatus, job_view
 
 from . import submission
 from .auth import PUBLIC, current_tenant
@@ -35,25 +35,6 @@ from .schemas import (
 )
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training jobs")
-
-
-def job_view(record: JobRecord) -> dict:
-    """A stored job record as the API shows it."""
-    progress = record.get("progress") or store.idle_progress(record["epochs"])
-    return {
-        "id": record["id"],
-        "status": record["status"],
-        "progress": progress,
-        "created_at": record.get("created_at"),
-        "started_at": record.get("started_at"),
-        "ended_at": record.get("ended_at"),
-        "attempts": record.get("attempts", 0),
-        "error": record.get("error"),
-        "model_id": record.get("model_id"),
-        "dataset_id": record.get("dataset_id"),
-        "cancel_requested": bool(record.get("cancel_requested")),
-        "max_runtime_seconds": record.get("max_runtime_seconds"),
-    }
 
 
 def get_or_404(job_id: str) -> JobRecord:

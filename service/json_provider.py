@@ -5,20 +5,9 @@ Views refuse what they can (a prediction that overflows is 422); this catches th
 a validation loss that overflowed in float32, before a client's parser chokes on it.
 """
 
-import math
-
 from flask.json.provider import DefaultJSONProvider
 
-
-def finite(obj):
-    """``obj`` with every non-finite float, at any depth of dicts and lists, as None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {key: finite(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(value) for value in obj]
-    return obj
+from store.codecs import finite
 
 
 class StrictJSONProvider(DefaultJSONProvider):

@@ -23,6 +23,7 @@ from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import TARGETS
 from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
 from store import JobStatus
+from store.webhooks import EVENTS, MAX_CALLBACKS, MAX_URL_LENGTH, DeliveryStatus
 
 from .config import from_env
 from .fields import RECTANGULAR, Bool, Matrix, Number, Vector
@@ -223,6 +224,46 @@ class WeightsSchema(Schema):
     b = Vector(required=True)
 
 
+# What OpenAPI can say of a callback URL: http(s), a host (and port) without credentials, then
+# printable ASCII. Whether the host resolves, and to a public address, is checked at submit.
+CALLBACK_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[-.:\[\]A-Za-z0-9_~%!$&'()*+,;=]+([/?#][!-~]*)?$"
+
+
+class CallbackUrl(validate.Regexp):
+    """An http or https URL without user:password@; documented as its pattern."""
+
+    def __init__(self):
+        super().__init__(
+            CALLBACK_URL,
+            error="Must be an http:// or https:// URL of printable ASCII, without a user name "
+            "or password (a signature, not the URL, authenticates the call).",
+        )
+
+    def __call__(self, value: str) -> str:
+        # fullmatch: $ alone would also let a trailing newline through.
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class CallbackSchema(Schema):
+    url = fields.String(
+        required=True,
+        validate=[validate.Length(max=MAX_URL_LENGTH), CallbackUrl()],
+        metadata={
+            "description": "Receives a signed POST per event. Its host must resolve, and only "
+            "to public addresses (loopback, link-local and private ones are refused unless "
+            "the service sets WEBHOOK_ALLOW_PRIVATE=1)."
+        },
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENTS)),
+        validate=validate.Length(min=1),
+        load_default=lambda: list(EVENTS),
+        metadata={"description": "When to call; all four when left out."},
+    )
+
+
 class JobCreateSchema(Schema):
     """A training job: network, training settings, and data inline or as a dataset id."""
 
@@ -248,6 +289,14 @@ class JobCreateSchema(Schema):
         },
     )
     initial_weights = fields.List(fields.Nested(WeightsSchema), validate=validate.Length(min=1))
+    callbacks = fields.List(
+        fields.Nested(CallbackSchema),
+        validate=validate.Length(max=MAX_CALLBACKS),
+        metadata={
+            "description": "Webhooks: a signed POST of the job to each url when it reaches one "
+            "of its events. Needs the tenant's secret (POST /v1/webhooks/secret)."
+        },
+    )
 
     @validates_schema
     def one_data_source(self, data, **kwargs):
@@ -259,7 +308,8 @@ class JobCreateSchema(Schema):
     @post_load
     def to_job(self, data, **kwargs):
         """``{"spec": normalised JSON-able spec, "arrays": {name: ndarray}, "dataset_id",
-        "shape": data_shape of inline data (None for a dataset), "max_runtime_seconds"}``.
+        "shape": data_shape of inline data (None for a dataset), "max_runtime_seconds",
+        "callbacks": [{url, events}] with each event once}``.
 
         A dataset's shape is in Redis; the view checks the job against it with
         ``check_job_data``.
@@ -294,6 +344,10 @@ class JobCreateSchema(Schema):
             "dataset_id": data.get("dataset_id"),
             "shape": shape,
             "max_runtime_seconds": max_runtime,
+            "callbacks": [
+                {"url": c["url"], "events": list(dict.fromkeys(c["events"]))}
+                for c in data.get("callbacks", [])
+            ],
         }
 
 
@@ -323,6 +377,7 @@ class JobSchema(Schema):
     dataset_id = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
     max_runtime_seconds = fields.Float(allow_none=True)
+    callbacks = fields.List(fields.Nested(CallbackSchema))
 
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -515,3 +570,44 @@ class StatusSchema(Schema):
     status = fields.String()
     redis = fields.String()
     workers = fields.Integer()
+
+
+class WebhookSecretSchema(Schema):
+    secret = fields.String(
+        metadata={
+            "description": "Signs every webhook of this tenant from now on. Shown only in "
+            "this answer: keep it."
+        }
+    )
+    created_at = fields.String()
+
+
+class WebhookSecretInfoSchema(Schema):
+    created_at = fields.String()
+
+
+class DeliveryAttemptSchema(Schema):
+    attempt = fields.Integer()
+    at = fields.String()
+    status_code = fields.Integer(
+        allow_none=True, metadata={"description": "The receiver's answer; null when none came."}
+    )
+    error = fields.String(
+        allow_none=True, metadata={"description": "Why no answer came (refused, timeout, ...)."}
+    )
+    duration_ms = fields.Float()
+
+
+class DeliverySchema(Schema):
+    id = fields.String(metadata={"description": "Sent as delivery_id and X-Delivery-Id."})
+    job_id = fields.String()
+    event = fields.String(validate=validate.OneOf(EVENTS))
+    url = fields.String()
+    status = fields.String(validate=validate.OneOf([s.value for s in DeliveryStatus]))
+    created_at = fields.String()
+    ended_at = fields.String(allow_none=True)
+    attempts = fields.List(fields.Nested(DeliveryAttemptSchema))
+
+
+class DeliveryListSchema(Schema):
+    deliveries = fields.List(fields.Nested(DeliverySchema))

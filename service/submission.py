@@ -6,14 +6,14 @@ HTTP and other features (sweeps, webhooks) can submit jobs the same way.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
 import store
 from backprop import SpecError
 from backprop.spec import check_job_data
-from store import JobRecord, queue
+from store import Callback, JobRecord, queue, webhooks
 
 from . import budget
 from .auth import Tenant
@@ -35,6 +35,7 @@ class Plan:
         spec: the normalised spec; arrays: its inline arrays (npy-able).
         dataset_id: the stored dataset it trains on, or None for inline data.
         cost: ``budget.estimate``'s figures; max_runtime_seconds: its runtime cap.
+        callbacks: its webhooks, each checked (``check_callbacks``).
     """
 
     spec: dict
@@ -42,6 +43,7 @@ class Plan:
     dataset_id: str | None
     cost: dict
     max_runtime_seconds: float
+    callbacks: list[Callback] = field(default_factory=list)
 
 
 def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
@@ -64,7 +66,29 @@ def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
         limit = config["MAX_RUNTIME_SECONDS"]
         path = "training.max_runtime_seconds"
         raise InvalidJob(f"{path} is too long.", {path: [f"Must be at most {limit}."]})
-    return Plan(spec, arrays, dataset_id, cost, max_runtime)
+    callbacks = job.get("callbacks") or []
+    check_callbacks(conn, callbacks, tenant, config["WEBHOOK_ALLOW_PRIVATE"])
+    return Plan(spec, arrays, dataset_id, cost, max_runtime, callbacks)
+
+
+def check_callbacks(
+    conn: redis.Redis, callbacks: list[Callback], tenant: Tenant, allow_private: bool
+) -> None:
+    """The tenant has a secret to sign with, and each URL's host resolves to public addresses
+    only (any address with ``allow_private``).
+
+    Raises:
+        InvalidJob: naming ``callbacks`` or the URL at fault.
+    """
+    if callbacks and webhooks.secret_created_at(conn, tenant.name) is None:
+        message = "No webhook secret to sign with: create one with POST /v1/webhooks/secret."
+        raise InvalidJob(message, {"callbacks": [message]})
+    for i, callback in enumerate(callbacks):
+        try:
+            where = webhooks.target(callback["url"])
+            webhooks.public_address(where.host, where.port, allow_private)
+        except ValueError as exc:  # RefusedAddress is one
+            raise InvalidJob(str(exc), {f"callbacks.{i}.url": [str(exc)]}) from exc
 
 
 def dataset_shape(
@@ -126,6 +150,7 @@ def submit(
             plan.max_runtime_seconds,
             tenant,
             dataset_id=plan.dataset_id,
+            callbacks=plan.callbacks,
         )
         queue.enqueue(conn, record)
     except BaseException:

@@ -8,7 +8,9 @@ One module per concept, each with the code that reads and writes it:
 - ``history``: progress, per-epoch history and checkpoints;
 - ``datasets`` and ``models``: uploaded data and trained models;
 - ``coordination``: leases, worker liveness, cancel flags, idempotency keys, quota slots;
-- ``queue``: the rq queue and how a job id is put on it (``from store import queue``).
+- ``queue``: the rq queues and how an id is put on one (``from store import queue``);
+- ``webhooks``: callbacks, each tenant's signing secret, deliveries and their attempts
+  (``from store import webhooks``).
 
 Specs and small records are JSON, arrays are npy bytes, models and checkpoints are the
 engine's npz bytes, and history columns are raw little-endian float64 appended per flush.
@@ -71,6 +73,7 @@ from .jobs import (
     ARRAY_NAMES,
     DATA_TTL_SECONDS,
     FINAL_STATUSES,
+    Callback,
     JobError,
     JobRecord,
     JobStatus,
@@ -82,6 +85,7 @@ from .jobs import (
     finish_job,
     get_job,
     idle_progress,
+    job_view,
     list_jobs,
     load_arrays,
     load_spec,
@@ -100,9 +104,12 @@ from .keys import (
     checkpoint_key,
     dataset_array_key,
     dataset_key,
+    delivery_attempts_key,
+    delivery_key,
     history_columns_key,
     history_key,
     idempotency_key,
+    job_deliveries_key,
     job_key,
     lease_key,
     model_key,
@@ -111,6 +118,7 @@ from .keys import (
     spec_key,
     tenant_active_key,
     tenant_jobs_key,
+    webhook_secret_key,
 )
 from .models import (
     ModelMeta,
@@ -139,9 +147,12 @@ __all__ = [
     "checkpoint_key",
     "dataset_array_key",
     "dataset_key",
+    "delivery_attempts_key",
+    "delivery_key",
     "history_columns_key",
     "history_key",
     "idempotency_key",
+    "job_deliveries_key",
     "job_key",
     "lease_key",
     "model_key",
@@ -150,9 +161,11 @@ __all__ = [
     "spec_key",
     "tenant_active_key",
     "tenant_jobs_key",
+    "webhook_secret_key",
     "ARRAY_NAMES",
     "DATA_TTL_SECONDS",
     "FINAL_STATUSES",
+    "Callback",
     "cancel_if_queued",
     "count_crash",
     "create_job",
@@ -160,6 +173,7 @@ __all__ = [
     "finish_job",
     "get_job",
     "idle_progress",
+    "job_view",
     "JobError",
     "JobRecord",
     "JobStatus",

@@ -1,6 +1,7 @@
 """How values are written: arrays as npy bytes (never pickled), ids as hex, times as ISO 8601."""
 
 import io
+import math
 import uuid
 from datetime import UTC, datetime
 
@@ -13,6 +14,18 @@ def new_id() -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def finite(obj):
+    """``obj`` with every non-finite float, at any depth of dicts and lists, as None: JSON has
+    no words for NaN and Infinity, which ``json.dumps`` would write."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(value) for value in obj]
+    return obj
 
 
 def array_to_bytes(array: np.ndarray) -> bytes:

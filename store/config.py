@@ -33,3 +33,35 @@ class SharedConfig:
             result_ttl_seconds=int(env.get("RESULT_TTL_SECONDS", cls.result_ttl_seconds)),
             failure_ttl_seconds=int(env.get("FAILURE_TTL_SECONDS", cls.failure_ttl_seconds)),
         )
+
+
+# Exponential backoff after a failed webhook delivery: 30 s doubling to 32 min, 8 attempts over
+# about an hour (63.5 min), then the delivery is marked failed.
+WEBHOOK_RETRY_INTERVALS = (30, 60, 120, 240, 480, 960, 1920)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Attributes:
+    allow_private: callbacks may name loopback, link-local and private addresses
+        (WEBHOOK_ALLOW_PRIVATE=1); refused at submit and at delivery otherwise.
+    timeout_seconds: how long one delivery attempt waits to connect and for each read of the
+        answer (WEBHOOK_TIMEOUT_SECONDS).
+    retry_intervals: seconds between attempts (WEBHOOK_RETRY_INTERVALS, comma-separated
+        whole seconds); one attempt more than intervals, then the delivery has failed.
+    """
+
+    allow_private: bool = False
+    timeout_seconds: float = 10.0
+    retry_intervals: tuple[int, ...] = WEBHOOK_RETRY_INTERVALS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "WebhookConfig":
+        intervals = env.get("WEBHOOK_RETRY_INTERVALS")
+        return cls(
+            allow_private=env.get("WEBHOOK_ALLOW_PRIVATE", "0") == "1",
+            timeout_seconds=float(env.get("WEBHOOK_TIMEOUT_SECONDS", cls.timeout_seconds)),
+            retry_intervals=cls.retry_intervals
+            if intervals is None
+            else tuple(int(s) for s in intervals.split(",") if s.strip()),
+        )

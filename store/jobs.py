@@ -51,6 +51,13 @@ class Progress(TypedDict):
     eta_seconds: float | None
 
 
+class Callback(TypedDict):
+    """A webhook: POST the job to ``url`` when it reaches one of ``events`` (store.webhooks)."""
+
+    url: str
+    events: list[str]
+
+
 class JobError(TypedDict):
     code: str  # diverged, timeout, crashed, invalid_spec, dataset_missing, internal_error, ...
     message: str
@@ -59,7 +66,8 @@ class JobError(TypedDict):
 class JobRecord(TypedDict, total=False):
     """A job's hash (``keys.job_key``), one JSON value per field; the API and workers share it.
 
-    ``create_job`` writes the first eight; the others appear as the job goes.
+    ``create_job`` writes the first eight (and ``callbacks``, when given); the others appear
+    as the job goes.
     """
 
     id: str
@@ -81,6 +89,7 @@ class JobRecord(TypedDict, total=False):
     error: JobError
     model_id: str | None
     model_deleted: bool
+    callbacks: list[Callback]
 
 
 def idle_progress(epochs: int) -> Progress:
@@ -97,6 +106,7 @@ def create_job(
     max_runtime_seconds: float | None = None,
     tenant: str = "public",
     dataset_id: str | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -107,6 +117,7 @@ def create_job(
         max_runtime_seconds: training time allowed over all attempts.
         tenant: the owner; only it (and admins) can see the job and its model.
         dataset_id: a stored dataset to train on; it is referenced, not copied.
+        callbacks: webhooks to call as the job starts and ends.
     """
     record: JobRecord = {
         "id": job_id,
@@ -118,6 +129,8 @@ def create_job(
         "tenant": tenant,
         "dataset_id": dataset_id,
     }
+    if callbacks:
+        record["callbacks"] = callbacks
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
     for name, array in arrays.items():
@@ -155,6 +168,26 @@ def get_job(conn: redis.Redis, job_id: str) -> JobRecord | None:
     if not raw:
         return None
     return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def job_view(record: JobRecord) -> dict:
+    """A stored job record as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
+    progress = record.get("progress") or idle_progress(record["epochs"])
+    return {
+        "id": record["id"],
+        "status": record["status"],
+        "progress": progress,
+        "created_at": record.get("created_at"),
+        "started_at": record.get("started_at"),
+        "ended_at": record.get("ended_at"),
+        "attempts": record.get("attempts", 0),
+        "error": record.get("error"),
+        "model_id": record.get("model_id"),
+        "dataset_id": record.get("dataset_id"),
+        "cancel_requested": bool(record.get("cancel_requested")),
+        "max_runtime_seconds": record.get("max_runtime_seconds"),
+        "callbacks": record.get("callbacks") or [],
+    }
 
 
 def update_job(conn, job_id: str, **fields) -> None:
@@ -220,7 +253,7 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
     Returns:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
-    return int(
+    attempt = int(
         eval_script(
             conn,
             _START_ATTEMPT,
@@ -230,6 +263,9 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
             json.dumps(now_iso()),
         )
     )
+    if attempt:
+        _status_changed(conn, job_id, JobStatus.STARTED)
+    return attempt
 
 
 def count_crash(conn: redis.Redis, job_id: str) -> int:
@@ -246,6 +282,7 @@ def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
     update_job(pipe, job_id, **fields)
     _tidy(conn, pipe, job_id, data_ttl_seconds)
     pipe.execute()
+    _status_changed(conn, job_id, fields["status"])
 
 
 def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
@@ -280,7 +317,7 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
 
     The cancel flag is set too, so a worker that dequeued it at this very moment stops it.
     """
-    return bool(
+    canceled = bool(
         eval_script(
             conn,
             _CANCEL_QUEUED,
@@ -292,3 +329,14 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
             job_id,
         )
     )
+    if canceled:
+        _status_changed(conn, job_id, JobStatus.CANCELED)
+    return canceled
+
+
+def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus) -> None:
+    """A job has just become ``status``: queue the webhook deliveries it asked for."""
+    # Imported here: store.webhooks reads job records and queues through this module.
+    from .webhooks import job_event
+
+    job_event(conn, job_id, status)

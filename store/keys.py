@@ -71,3 +71,22 @@ def dataset_array_key(dataset_id: str, name: str) -> str:
 def reservation_key(job_id: str) -> str:
     """Marks a quota slot reserved by a request that has not stored its job yet."""
     return f"{job_key(job_id)}:reserved"
+
+
+def webhook_secret_key(tenant: str) -> str:
+    """The tenant's webhook signing secret and when it was made (a hash)."""
+    return f"{PREFIX}:tenant:{tenant}:webhook_secret"
+
+
+def job_deliveries_key(job_id: str) -> str:
+    """The ids of a job's webhook deliveries, oldest first (a list)."""
+    return f"{PREFIX}:job:{job_id}:deliveries"
+
+
+def delivery_key(delivery_id: str) -> str:
+    return f"{PREFIX}:delivery:{delivery_id}"
+
+
+def delivery_attempts_key(delivery_id: str) -> str:
+    """One JSON record per attempt at a delivery, oldest first (a list)."""
+    return f"{PREFIX}:delivery:{delivery_id}:attempts"

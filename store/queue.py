@@ -1,15 +1,18 @@
-"""The rq queue the API and the workers share, and how a job id is enqueued.
+"""The rq queues the API and the workers share, and how an id is enqueued.
 
-rq sees only job ids, serialised as JSON; specs and arrays stay in the store. A job that is put
+rq sees only ids, serialised as JSON; specs and arrays stay in the store. A job that is put
 back on the queue (a worker died or shut down) gets a fresh rq job id, ``<job id>-<n>``, so rq's
 records of the earlier attempt never collide with the new one.
+
+Webhook deliveries have a queue of their own, with their own workers: a delivery never waits
+behind hours of training, and a slow receiver never holds a training worker.
 """
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
-from .config import SharedConfig
+from .config import SharedConfig, WebhookConfig
 from .jobs import JobRecord, JobStatus, update_job
 from .keys import job_key
 
@@ -19,6 +22,14 @@ TASK = "workers.tasks.train_job"  # by dotted path: the API never imports the ta
 # rq's hard limit for one attempt: the job's own runtime cap, which the worker enforces at
 # epoch boundaries, plus this margin.
 TIMEOUT_MARGIN_SECONDS = 600
+WEBHOOK_QUEUE_NAME = "webhooks"
+DELIVER_TASK = "workers.webhooks.deliver"
+# rq's hard limit for one delivery attempt, past the attempt's own socket timeouts (one to
+# connect, one per read of the answer's head).
+DELIVERY_TIMEOUT_MARGIN_SECONDS = 30
+# A delivery whose worker died mid-attempt is found by rq's registry cleanup (a minute or more
+# later) and queued again this many times; its backoff after failed POSTs is the task's own.
+ABANDONED_DELIVERY_RETRIES = 3
 _SHARED = SharedConfig.from_env()
 RESULT_TTL_SECONDS = _SHARED.result_ttl_seconds
 FAILURE_TTL_SECONDS = _SHARED.failure_ttl_seconds
@@ -67,3 +78,26 @@ def requeue(conn, record: JobRecord) -> str:
         training_queue(conn).remove(record["rq_job_id"])
     update_job(conn, record["id"], status=JobStatus.QUEUED)
     return enqueue(conn, record, at_front=True)
+
+
+def webhook_queue(conn) -> Queue:
+    return Queue(WEBHOOK_QUEUE_NAME, connection=conn, serializer=JSONSerializer)
+
+
+def enqueue_delivery(conn, delivery_id: str, pipeline=None) -> None:
+    """Put a webhook delivery on the webhooks queue; its rq job id is the delivery's id.
+
+    Args:
+        pipeline: a transaction of the caller's to enqueue in (executed by the caller).
+    """
+    timeout = 3 * WebhookConfig.from_env().timeout_seconds + DELIVERY_TIMEOUT_MARGIN_SECONDS
+    webhook_queue(conn).enqueue_call(
+        DELIVER_TASK,
+        args=(delivery_id,),
+        job_id=delivery_id,
+        timeout=int(timeout),
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        retry=Retry(max=ABANDONED_DELIVERY_RETRIES),
+        pipeline=pipeline,
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.run import API_COMMAND, WORKER_COMMAND
+from scripts.run import API_COMMAND, WEBHOOK_WORKER_COMMAND, WORKER_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,20 +58,23 @@ def test_compose_redis_is_pinned_durable_and_on_a_named_volume(compose):
     assert redis["healthcheck"]
 
 
-def test_compose_api_and_worker_share_one_image(compose):
-    api, worker = compose["services"]["api"], compose["services"]["worker"]
-    assert api["build"] == worker["build"]
-    assert api.get("image") == worker.get("image")
-    assert api["environment"]["REDIS_URL"] == worker["environment"]["REDIS_URL"]
+def test_compose_api_and_workers_share_one_image(compose):
+    api = compose["services"]["api"]
+    for name in ("worker", "webhook-worker"):
+        worker = compose["services"][name]
+        assert api["build"] == worker["build"]
+        assert api.get("image") == worker.get("image")
+        assert api["environment"] == worker["environment"]
 
 
 def test_compose_runs_the_commands_make_run_runs(compose):
     assert compose["services"]["api"]["command"] == list(API_COMMAND)
     assert compose["services"]["worker"]["command"] == list(WORKER_COMMAND)
+    assert compose["services"]["webhook-worker"]["command"] == list(WEBHOOK_WORKER_COMMAND)
 
 
 def test_compose_waits_for_a_healthy_redis(compose):
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "webhook-worker"):
         depends = compose["services"][name]["depends_on"]
         assert depends["redis"]["condition"] == "service_healthy"
 

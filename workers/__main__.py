@@ -1,8 +1,10 @@
-"""``python -m workers``: one rq worker on the training queue, connected to REDIS_URL."""
+"""``python -m workers``: one rq worker on the training queue, connected to REDIS_URL;
+``python -m workers webhooks``: one on the webhooks queue (``workers.webhooks``)."""
 
 import logging
 import os
 import signal
+import sys
 
 from rq.serializers import JSONSerializer
 
@@ -10,7 +12,7 @@ import store
 from store import queue
 
 # Imported before the work loop so that the first job starts with NumPy and the engine loaded.
-from . import tasks  # noqa: F401
+from . import tasks, webhooks  # noqa: F401
 from .progress import REDIS_ERRORS
 from .reaper import Heartbeat
 from .settings import Settings, worker_identity
@@ -18,6 +20,11 @@ from .worker import TrainingWorker, raise_job_stopped
 
 
 def main() -> None:
+    if sys.argv[1:] == ["webhooks"]:
+        webhooks.main()
+        return
+    if sys.argv[1:]:
+        sys.exit(f"usage: python -m workers [webhooks]; not {' '.join(sys.argv[1:])!r}")
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     conn = store.connect()
