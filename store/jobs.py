@@ -59,7 +59,7 @@ class JobError(TypedDict):
 class JobRecord(TypedDict, total=False):
     """A job's hash (``keys.job_key``), one JSON value per field; the API and workers share it.
 
-    ``create_job`` writes the first eight; the others appear as the job goes.
+    ``create_job`` writes the first nine; the others appear as the job goes.
     """
 
     id: str
@@ -70,6 +70,7 @@ class JobRecord(TypedDict, total=False):
     max_runtime_seconds: float | None
     tenant: str
     dataset_id: str | None
+    request_id: str | None  # the submitting request's X-Request-ID: the job's log lines carry it
     rq_job_id: str  # the current attempt's rq job, ``<id>-<enqueue number>``
     enqueues: int
     crashes: int
@@ -97,6 +98,7 @@ def create_job(
     max_runtime_seconds: float | None = None,
     tenant: str = "public",
     dataset_id: str | None = None,
+    request_id: str | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -107,6 +109,7 @@ def create_job(
         max_runtime_seconds: training time allowed over all attempts.
         tenant: the owner; only it (and admins) can see the job and its model.
         dataset_id: a stored dataset to train on; it is referenced, not copied.
+        request_id: the id of the request that submitted it, for the job's log lines.
     """
     record: JobRecord = {
         "id": job_id,
@@ -117,6 +120,7 @@ def create_job(
         "max_runtime_seconds": max_runtime_seconds,
         "tenant": tenant,
         "dataset_id": dataset_id,
+        "request_id": request_id,
     }
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
