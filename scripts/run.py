@@ -9,25 +9,34 @@ Environment:
     VAR_DIR         its data lives in VAR_DIR/redis (./var), as an append-only file
     WORKERS         number of ``python -m workers`` processes (2; 0 runs the API alone)
     WEBHOOK_WORKERS number of ``python -m workers webhooks`` processes, which send webhooks (1)
+    WORKER_METRICS_PORT
+                    when set, worker.1 serves its metrics on this port, worker.2 on the next...
+    LOG_FORMAT      text (the default): ``name | line``; json: one JSON object per line, each
+                    with ``source`` naming the process (a child's non-JSON line is wrapped)
     STOP_TIMEOUT    seconds a process gets to exit after SIGTERM before it is killed (30)
     RESTART_LIMIT, RESTART_WINDOW_SECONDS
                     a process that exits this many times (5) within this many seconds (60) is
                     not restarted again: everything is stopped and the exit status is 1
                     (RESTART_LIMIT=1 stops everything at the first exit)
-    PORT, BIND_HOST, WEB_CONCURRENCY, ...  read by service/gunicorn_conf.py
+    PORT, BIND_HOST, WEB_CONCURRENCY, ...  read by service/gunicorn_conf.py; the API keeps its
+                    metrics in PROMETHEUS_MULTIPROC_DIR (a temporary directory of this run's)
 
 A process that exits on its own (a worker, the gunicorn master, the embedded Redis) is started
 again with the same command after a delay that doubles with each exit in the window (0.5 s,
 1 s, 2 s, ... at most 10 s). Redis reloads its append-only file; the workers and the API
 reconnect by themselves. Ctrl-C or SIGTERM stops the API and the workers first and Redis last,
 so a worker can still checkpoint its job, and the exit status is 0. Every line a process prints
-is copied to stdout behind its name.
+is copied to stdout behind its name (with LOG_FORMAT=json, as its ``source``).
 """
 
+import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -38,6 +47,7 @@ from typing import IO
 
 from devtools import embedded_redis
 from devtools.processes import stop_all
+from store import logs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +65,7 @@ REDIS_ARGS = (
 REDIS_MAXMEMORY = "1gb"  # docker-compose.yml uses the same default; a test checks that
 
 POLL_SECONDS = 0.1  # how soon an exit or a stop request is noticed
+LOG_FORMAT = logs.DEFAULT_FORMAT  # of every line printed; main() reads LOG_FORMAT
 
 
 @dataclass
@@ -91,7 +102,26 @@ class RestartPolicy:
 
 def log(message: str) -> None:
     """Print a line of the supervisor's own."""
-    print(f"{'run':<9}| {message}", flush=True)
+    print(render("run", message), flush=True)
+
+
+def render(source: str, text: str) -> str:
+    """A line of ``source`` (``run`` or a child's name) as printed: ``source | text``, or in
+    JSON one object with ``source`` added; a child's line that is not a JSON object (Redis's
+    own log, a traceback) becomes the ``message`` of one."""
+    if LOG_FORMAT != "json":
+        return f"{source:<9}| {text}"
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = None
+    if isinstance(fields, dict):
+        return json.dumps({**fields, "source": source})
+    record = logging.makeLogRecord(
+        {"name": source, "levelname": "INFO", "levelno": logging.INFO, "msg": text}
+    )
+    record.source = source
+    return logs.formatter("json").format(record)
 
 
 @dataclass
@@ -159,9 +189,9 @@ def local(command: Sequence[str]) -> list[str]:
 
 
 def relay(name: str, stream: IO[bytes]) -> None:
-    """Copy a child's output to stdout line by line, each line prefixed with its name."""
+    """Copy a child's output to stdout line by line, each line marked with its name."""
     for line in stream:
-        sys.stdout.write(f"{name:<9}| {line.decode(errors='replace')}")
+        sys.stdout.write(render(name, line.decode(errors="replace").rstrip("\n")) + "\n")
         sys.stdout.flush()
 
 
@@ -194,19 +224,42 @@ def start_redis(env: dict[str, str]) -> tuple[Child, str]:
     return child, embedded_redis.url(port)
 
 
-def start_app(env: dict[str, str]) -> list[Child]:
-    """Start WORKERS training workers, WEBHOOK_WORKERS webhook workers and the gunicorn API."""
+def start_app(env: dict[str, str], metrics_dir: str) -> list[Child]:
+    """Start WORKERS training workers, WEBHOOK_WORKERS webhook workers and the gunicorn API
+    (its metrics in ``metrics_dir``)."""
     workers = range(1, int(env.get("WORKERS", "2")) + 1)
     webhook_workers = range(1, int(env.get("WEBHOOK_WORKERS", "1")) + 1)
-    commands = [(f"worker.{i}", WORKER_COMMAND) for i in workers]
-    commands += [(f"webhook.{i}", WEBHOOK_WORKER_COMMAND) for i in webhook_workers]
-    commands += [("api", API_COMMAND)]
+    commands = [(f"worker.{i}", WORKER_COMMAND, worker_env(env, i)) for i in workers]
+    # Webhook workers serve their metrics on the ports after the training workers'.
+    commands += [
+        (f"webhook.{i}", WEBHOOK_WORKER_COMMAND, worker_env(env, len(workers) + i))
+        for i in webhook_workers
+    ]
+    commands.append(("api", API_COMMAND, api_env(env, metrics_dir)))
     children = [
-        Child(name, local(command), env, RestartPolicy.from_env(env)) for name, command in commands
+        Child(name, local(command), child_env, RestartPolicy.from_env(env))
+        for name, command, child_env in commands
     ]
     for child in children:
         child.start()
     return children
+
+
+def worker_env(env: Mapping[str, str], number: int) -> dict[str, str]:
+    """The environment of worker ``number`` (from 1): its own metrics port, if any, and not
+    the API's metrics directory (a worker serves its metrics itself)."""
+    own = {name: value for name, value in env.items() if name != "PROMETHEUS_MULTIPROC_DIR"}
+    base = int(env.get("WORKER_METRICS_PORT") or 0)
+    if base:
+        own["WORKER_METRICS_PORT"] = str(base + number - 1)
+    return own
+
+
+def api_env(env: Mapping[str, str], metrics_dir: str) -> dict[str, str]:
+    """The API's environment, with its metrics directory (the API's alone: a worker's metrics
+    are its own). One for the whole run, not one per start, so that a killed API leaves no
+    directory behind; each start wipes it."""
+    return {**env, "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or metrics_dir}
 
 
 def supervise(children: Sequence[Child], stop: threading.Event) -> int:
@@ -262,11 +315,18 @@ def request_stop_on_signals(stop: threading.Event) -> None:
 
 def main() -> int:
     """Start Redis (if needed), the workers and the API; keep them up until a signal."""
+    global LOG_FORMAT
     stop = threading.Event()
     request_stop_on_signals(stop)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # children's lines reach the relay at once
+    try:
+        LOG_FORMAT = logs.log_format(env)
+    except ValueError as error:
+        log(f"could not start: {error}")
+        return 1
     timeout = float(env.get("STOP_TIMEOUT", "30"))
     redis_child, app_children = None, []
+    metrics_dir = tempfile.mkdtemp(prefix="backprop-metrics-")
     try:
         if env.get("REDIS_URL"):
             log("using the Redis at REDIS_URL")
@@ -274,7 +334,7 @@ def main() -> int:
             redis_child, env["REDIS_URL"] = start_redis(env)
         if stop.is_set():
             return 0
-        app_children = start_app(env)
+        app_children = start_app(env, metrics_dir)
         return supervise(app_children + ([redis_child] if redis_child else []), stop)
     except (RuntimeError, TimeoutError) as error:
         log(f"could not start: {error}")
@@ -283,6 +343,7 @@ def main() -> int:
         stop_children(app_children, timeout)
         if redis_child:
             stop_children([redis_child], timeout)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from . import (
     ids,
     inference,
     jobs,
+    logs,
+    metrics,
     models,
     request_limits,
     schemas,
@@ -44,6 +46,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
     app.url_map.converters["rid"] = ids.IdConverter
 
+    # First, so that every request is timed, counted and has its id, whoever answers it.
+    logs.init_app(app)
+    metrics.init_app(app)
     request_limits.init_app(app)  # before anything else reads the request
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
@@ -55,7 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
-    for module in (health, jobs, models, datasets, webhooks):
+    for module in (health, jobs, models, datasets, webhooks, metrics):
         api.register_blueprint(module.blp)
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc
     # The predict view parses its body by hand (the hot path) and refers to this by name.

@@ -24,6 +24,7 @@ from werkzeug.exceptions import (
 from . import bodies, errors
 from .endpoints import big_body_hint, open_endpoint, raw_body
 from .extensions import redis_conn
+from .metrics import PREDICT_SECONDS
 from .models import load_model, overflow_message, predict_in_batches
 
 bp = Blueprint("inference", __name__, url_prefix="/v2")
@@ -154,7 +155,8 @@ class ModelInfer(MethodView):
         header, tail = read_body()
         X = read_input(header, tail, model.n_inputs, config["PREDICT_MAX_ROWS"])
         binary = wants_binary_output(header)
-        outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"])
+        with PREDICT_SECONDS.labels(api="v2").time():
+            outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"])
         if not np.isfinite(outputs).all():
             raise UnprocessableEntity(overflow_message(model, f"The values of {INPUT!r}"))
         tensor = {"name": OUTPUT, "datatype": model_datatype(model), "shape": list(outputs.shape)}

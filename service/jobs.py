@@ -22,6 +22,8 @@ from .exceptions import (
     TooManyActiveJobs,
 )
 from .extensions import limiter, redis_conn
+from .logs import request_id
+from .metrics import JOBS_CANCELED
 from .schemas import (
     DryRunSchema,
     HistoryQuerySchema,
@@ -93,7 +95,7 @@ class Jobs(MethodView):
             key = headers.get("idempotency_key")
             idempotency = None if key is None else (key, body_hash())
             record = submission.submit(
-                conn, plan, tenant.name, config["MAX_ACTIVE_JOBS"], idempotency
+                conn, plan, tenant.name, config["MAX_ACTIVE_JOBS"], idempotency, request_id()
             )
         except ServiceError as exc:
             status, headers = REFUSALS[type(exc)]
@@ -141,6 +143,7 @@ class Job(MethodView):
         if record["status"] == JobStatus.CANCELED:
             return job_view(record)
         if store.cancel_if_queued(conn, job_id, store.now_iso(), record.get("tenant", PUBLIC)):
+            JOBS_CANCELED.labels(stage="queued").inc()
             store.tidy_ended_job(conn, job_id, current_app.config["DATA_TTL_SECONDS"])
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)

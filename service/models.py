@@ -16,6 +16,7 @@ from .endpoints import big_body_hint
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
 from .fields import Matrix
+from .metrics import PREDICT_SECONDS
 from .onnx_export import UnsupportedActivation
 from .onnx_export import to_bytes as onnx_bytes
 from .schemas import LayerWeightsSchema, ModelSchema, PredictResponseSchema
@@ -178,7 +179,8 @@ def predict(model_id):
             message=f"inputs has {inputs.shape[1]} columns; the model takes {model.n_inputs}.",
             errors={"inputs": [f"Must have {model.n_inputs} columns."]},
         )
-    outputs = predict_in_batches(model, inputs, current_app.config["PREDICT_BATCH_ROWS"])
+    with PREDICT_SECONDS.labels(api="v1").time():
+        outputs = predict_in_batches(model, inputs, current_app.config["PREDICT_BATCH_ROWS"])
     if not np.isfinite(outputs).all():
         message = overflow_message(model, "inputs")
         abort(422, message=message, errors={"inputs": [message]})

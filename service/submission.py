@@ -5,6 +5,7 @@ Plain arguments in, a stored job record (or an estimate) out, typed errors
 HTTP and other features (sweeps, webhooks) can submit jobs the same way.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +24,9 @@ from .exceptions import (
     InvalidJob,
     TooManyActiveJobs,
 )
+from .metrics import JOBS_SUBMITTED
+
+log = logging.getLogger(__name__)
 
 BUDGET_LIMITS = ("MAX_PARAMETERS", "MAX_TRAINING_FLOPS", "MAX_TRAINING_MEMORY_BYTES")
 
@@ -122,9 +126,11 @@ def submit(
     tenant: str,
     max_active_jobs: int,
     idempotency: tuple[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JobRecord:
     """Store the job and queue its id; with ``idempotency`` ``(key, body hash)``, a retry of
-    the same body returns the job the first request stored.
+    the same body returns the job the first request stored. ``request_id`` is stored with the
+    job, for the log lines of the workers that train it.
 
     Raises:
         IdempotencyKeyReused, IdempotentRequestInFlight: see ``service.exceptions``.
@@ -151,6 +157,7 @@ def submit(
             tenant,
             dataset_id=plan.dataset_id,
             callbacks=plan.callbacks,
+            request_id=request_id,
         )
         queue.enqueue(conn, record)
     except BaseException:
@@ -162,6 +169,8 @@ def submit(
         raise
     if idempotency is not None:
         store.confirm_idempotent(conn, tenant, idempotency[0])
+    JOBS_SUBMITTED.inc()
+    log.info("job %s queued", job_id, extra={"job_id": job_id})
     return record
 
 

@@ -66,7 +66,7 @@ class JobError(TypedDict):
 class JobRecord(TypedDict, total=False):
     """A job's hash (``keys.job_key``), one JSON value per field; the API and workers share it.
 
-    ``create_job`` writes the first eight (and ``callbacks``, when given); the others appear
+    ``create_job`` writes the first nine (and ``callbacks``, when given); the others appear
     as the job goes.
     """
 
@@ -78,6 +78,7 @@ class JobRecord(TypedDict, total=False):
     max_runtime_seconds: float | None
     tenant: str
     dataset_id: str | None
+    request_id: str | None  # the submitting request's X-Request-ID: the job's log lines carry it
     rq_job_id: str  # the current attempt's rq job, ``<id>-<enqueue number>``
     enqueues: int
     crashes: int
@@ -107,6 +108,7 @@ def create_job(
     tenant: str = "public",
     dataset_id: str | None = None,
     callbacks: list[Callback] | None = None,
+    request_id: str | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -118,6 +120,7 @@ def create_job(
         tenant: the owner; only it (and admins) can see the job and its model.
         dataset_id: a stored dataset to train on; it is referenced, not copied.
         callbacks: webhooks to call as the job starts and ends.
+        request_id: the id of the request that submitted it, for the job's log lines.
     """
     record: JobRecord = {
         "id": job_id,
@@ -128,6 +131,7 @@ def create_job(
         "max_runtime_seconds": max_runtime_seconds,
         "tenant": tenant,
         "dataset_id": dataset_id,
+        "request_id": request_id,
     }
     if callbacks:
         record["callbacks"] = callbacks

@@ -8,6 +8,7 @@ import ast
 import hashlib
 import runpy
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -347,6 +348,9 @@ def test_submissions_have_their_own_stricter_limit(redis_url):
 def gunicorn_bind(monkeypatch, **env) -> str:
     for name in ("API_KEYS", "API_KEYS_FILE", "BIND_HOST", "PORT"):
         monkeypatch.delenv(name, raising=False)
+    # Set, so that the config does not set a metrics directory of its own in this process's
+    # environment, which the servers later tests start would inherit and share.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", tempfile.gettempdir())
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(ROOT / "service" / "gunicorn_conf.py"))["bind"]

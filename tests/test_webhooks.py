@@ -492,9 +492,9 @@ def test_the_signature_is_stripes_scheme():
 
 
 @pytest.mark.process
-def test_make_run_starts_a_webhook_worker_with_the_scheduler(redis_url, redis_conn):
+def test_make_run_starts_a_webhook_worker_with_the_scheduler(redis_url, redis_conn, tmp_path):
     env = {**os.environ, "REDIS_URL": redis_url, "WORKERS": "0", "PORT": str(free_port())}
-    children = start_app(env)
+    children = start_app(env, str(tmp_path))
     try:
         assert [c.name for c in children] == ["webhook.1", "api"]
         wait_until(

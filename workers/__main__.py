@@ -3,20 +3,42 @@
 
 import logging
 import os
+import re
 import signal
 import sys
 
 from rq.serializers import JSONSerializer
 
 import store
-from store import queue
+from store import logs, queue
 
 # Imported before the work loop so that the first job starts with NumPy and the engine loaded.
-from . import tasks, webhooks  # noqa: F401
+from . import metrics, tasks, webhooks  # noqa: F401
 from .progress import REDIS_ERRORS
 from .reaper import Heartbeat
 from .settings import Settings, worker_identity
 from .worker import TrainingWorker, raise_job_stopped
+
+log = logging.getLogger(__name__)
+
+# rq's lines name an attempt by its rq id, ``<job id>-<n>`` (see store.queue.enqueue), or by its
+# description, ``workers.tasks.train_job('<job id>')``; the worker's own name is 32 hex digits
+# too, so a bare id is not taken for a job's.
+RQ_JOB = re.compile(r"\b([0-9a-f]{32})-\d+\b|\('([0-9a-f]{32})'\)")
+
+
+class RqJobIds(logging.Filter):
+    """Gives rq's own lines about an attempt (dequeued, Job OK, ...) the job's id, as ours
+    have; rq logs some of them before the task starts and after it returns."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None and isinstance(record.args, tuple):
+            for arg in record.args:
+                match = RQ_JOB.search(str(arg))
+                if match:
+                    record.job_id = match.group(1) or match.group(2)
+                    break
+        return True
 
 
 def main() -> None:
@@ -26,10 +48,13 @@ def main() -> None:
     if sys.argv[1:]:
         sys.exit(f"usage: python -m workers [webhooks]; not {' '.join(sys.argv[1:])!r}")
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(level)  # rq then adds no handler of its own: its lines go through ours
+    logging.getLogger("rq.worker").addFilter(RqJobIds())
+    settings = Settings.from_env()
+    metrics.serve_from(settings)
     conn = store.connect()
     signal.signal(signal.SIGUSR1, raise_job_stopped)
-    heartbeat = Heartbeat(store.connect(), worker_identity(), Settings.from_env())
+    heartbeat = Heartbeat(store.connect(), worker_identity(), settings)
     heartbeat.start()
     worker = TrainingWorker([queue.QUEUE_NAME], connection=conn, serializer=JSONSerializer)
     try:

@@ -2,7 +2,8 @@
 
 It makes no Redis round trip per epoch: progress and history are buffered (the trainer's own
 history is the buffer) and flushed in one pipeline every ``flush_seconds``, which also reads
-the job's cancel flag; checkpoints go every ``checkpoint_seconds``.
+the job's cancel flag; checkpoints go every ``checkpoint_seconds``. The epochs trained are
+counted in the worker's metrics at each flush, in memory, whether Redis takes the flush or not.
 """
 
 import logging
@@ -12,6 +13,7 @@ import redis
 
 import store
 
+from . import metrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class JobMonitor:
         self.runtime_before = runtime_before
         self.flushed = trainer.epoch  # history entries already stored
         self.start_epoch = trainer.epoch
+        self.counted = trainer.epoch  # epochs already added to the worker's metrics
         self.started = time.monotonic()
         self.last_flush = self.last_checkpoint = self.started
         self.last_logs: dict = {}
@@ -106,6 +109,7 @@ class JobMonitor:
         ``flush_seconds``, unless ``strict``, when the error propagates.
         """
         now = time.monotonic() if now is None else now
+        self.count_epochs()
         history = self.trainer.history
         fresh = {column: values[self.flushed :] for column, values in history.items()}
         try:
@@ -127,6 +131,13 @@ class JobMonitor:
         self.flushed = len(history["epoch"])
         self.last_flush = now
         return canceled
+
+    def count_epochs(self) -> None:
+        """Add the epochs trained since the last count to the worker's metrics."""
+        epoch = self.trainer.epoch
+        if epoch > self.counted:
+            metrics.EPOCHS.inc(epoch - self.counted)
+            self.counted = epoch
 
     def checkpoint(self, now: float | None = None, strict: bool = False) -> None:
         """Store the full training state (one SET, so the previous one stays whole until then).

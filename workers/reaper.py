@@ -18,9 +18,9 @@ from rq.job import JobStatus as RqStatus
 from rq.serializers import JSONSerializer
 
 import store
-from store import JobRecord, JobStatus, queue
+from store import JobRecord, JobStatus, logs, queue
 
-from . import runtime
+from . import metrics, runtime
 from .progress import REDIS_ERRORS, StopReason, refusal
 from .settings import Settings
 
@@ -117,6 +117,12 @@ def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
 def rescue(conn, record: JobRecord, settings: Settings) -> None:
     """Requeue an orphaned job, unless its workers keep dying on it: then it fails."""
     job_id = record["id"]
+    with logs.bound(job_id=job_id, request_id=record.get("request_id")):
+        _rescue(conn, record, settings)
+
+
+def _rescue(conn, record: JobRecord, settings: Settings) -> None:
+    job_id = record["id"]
     crashes = store.count_crash(conn, job_id)
     if crashes >= settings.max_crashes:
         message = f"its worker died {crashes} times before it could finish (out of memory?)"
@@ -128,6 +134,7 @@ def rescue(conn, record: JobRecord, settings: Settings) -> None:
             ended_at=store.now_iso(),
             error={"code": "crashed", "message": message},
         )
+        metrics.job_ended(JobStatus.FAILED, "crashed", record.get("runtime_seconds"))
         log.error("job %s failed: %s", job_id, message)
         return
     queue.requeue(conn, record)

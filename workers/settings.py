@@ -24,6 +24,8 @@ class Settings:
         final_write_patience_seconds: how long the end of an attempt (its last progress, the
             model, the job's final status) waits for Redis to take it while Redis is
             unreachable or full.
+        metrics_port: the port this worker serves its Prometheus metrics on; 0 serves none.
+        metrics_host: the address that port is bound to.
     """
 
     flush_seconds: float = 0.25
@@ -35,6 +37,8 @@ class Settings:
     data_ttl_seconds: int = SharedConfig.data_ttl_seconds
     max_crashes: int = 5
     final_write_patience_seconds: float = 120.0
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
@@ -53,6 +57,8 @@ class Settings:
             final_write_patience_seconds=num(
                 "FINAL_WRITE_PATIENCE_SECONDS", cls.final_write_patience_seconds
             ),
+            metrics_port=num("WORKER_METRICS_PORT", cls.metrics_port),
+            metrics_host=env.get("WORKER_METRICS_HOST", cls.metrics_host),
         )
 
     @property

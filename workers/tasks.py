@@ -13,10 +13,10 @@ from rq.timeouts import JobTimeoutException
 
 import store
 from backprop import CheckpointError, DivergenceError, SpecError, Trainer
-from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, queue
+from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, logs, queue
 from store.config import SharedConfig
 
-from . import runtime
+from . import metrics, runtime
 from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
 from .settings import Settings, worker_identity
 
@@ -39,9 +39,16 @@ def train_job(job_id: str) -> dict:
     Returns:
         A small JSON-able summary, which rq keeps as its job result.
     """
-    settings = Settings.from_env()
     conn = connection()
     record = store.get_job(conn, job_id)
+    # Every line about the job, ours and the libraries', carries its id and its submitter's.
+    request_id = None if record is None else record.get("request_id")
+    with logs.bound(job_id=job_id, request_id=request_id):
+        return _run(conn, job_id, record)
+
+
+def _run(conn, job_id: str, record: JobRecord | None) -> dict:
+    settings = Settings.from_env()
     if record is None or record["status"] in FINAL_STATUSES:
         return {"skipped": "no such job" if record is None else record["status"]}
     owner = worker_identity()
@@ -118,6 +125,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
     if reason == StopReason.LEASE_LOST:
         # Another worker owns the job now, and its history: write nothing more.
         log.warning("job %s: another worker took it over; stopping this attempt", job_id)
+        monitor.count_epochs()
         return {"stopped": reason, "epoch": trainer.epoch}
     if _persist(settings, job_id, lambda: monitor.flush(strict=True)) and reason is None:
         reason = StopReason.CANCEL  # canceled while its last epochs ran
@@ -204,9 +212,16 @@ def _end(conn, job_id, settings, status, error=None, **fields) -> dict:
     store.finish_job(
         conn, job_id, settings.data_ttl_seconds, status=status, ended_at=store.now_iso(), **fields
     )
+    metrics.job_ended(status, error[0] if error else None, _training_seconds())
     if error is not None:
         log.warning("job %s failed: %s: %s", job_id, *error)
     return {"status": str(status), **({"error": error[0]} if error else {})}
+
+
+def _training_seconds() -> float | None:
+    """The running job's training time over all its attempts; None before it trained."""
+    monitor = runtime.current.monitor
+    return None if monitor is None else monitor.runtime(time.monotonic())
 
 
 def _persist(settings: Settings, job_id: str, write):

@@ -24,9 +24,12 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 import store
-from store import queue, webhooks
+from store import logs, queue, webhooks
 from store.config import WebhookConfig
 from store.webhooks import Attempt, Delivery, DeliveryStatus
+
+from . import metrics
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ def outcome(status: DeliveryStatus) -> str:
 def count_delivery_attempt(outcome: str) -> None:
     """The one place that counts delivery attempts by ``outcome`` (``outcome()``'s words), for
     the "webhook deliveries by outcome" metric; every attempt passes here once."""
+    metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
 
 
 def post(delivery: Delivery, secret: str, config: WebhookConfig) -> tuple[int | None, str | None]:
@@ -147,7 +151,8 @@ def pinned_connection(
 def main() -> None:
     """Work on the webhooks queue until SIGTERM, running rq's scheduler for the retries."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(level)
+    metrics.serve_from(Settings.from_env())
     worker = SimpleWorker(
         [queue.WEBHOOK_QUEUE_NAME], connection=store.connect(), serializer=JSONSerializer
     )
