@@ -6,6 +6,7 @@ One module per concept, each with the code that reads and writes it:
 - ``keys``: every key name; ``codecs``: npy arrays, ids, timestamps; ``connection``: the client;
 - ``jobs``: job records (``JobStatus``, ``JobRecord``), attempts and the end of a job;
 - ``history``: progress, per-epoch history and checkpoints;
+- ``events``: a capped stream per job of what changed, which followers block on;
 - ``datasets`` and ``models``: uploaded data and trained models;
 - ``coordination``: leases, worker liveness, cancel flags, idempotency keys, quota slots;
 - ``queue``: the rq queue and how a job id is put on it (``from store import queue``).
@@ -17,6 +18,7 @@ callers need are re-exported here, so ``store.get_job(conn, job_id)`` reads as b
 """
 
 from .codecs import (
+    ROW_BYTES,
     array_from_bytes,
     array_to_bytes,
     new_id,
@@ -59,8 +61,15 @@ from .datasets import (
     get_dataset,
     load_dataset_arrays,
 )
+from .events import (
+    Entry,
+    JobState,
+    history_columns,
+    read_entries,
+    read_state,
+    wait_for_status,
+)
 from .history import (
-    ROW_BYTES,
     flush_progress,
     load_checkpoint,
     load_history,
@@ -85,6 +94,7 @@ from .jobs import (
     list_jobs,
     load_arrays,
     load_spec,
+    mark_queued,
     start_attempt,
     tidy_ended_job,
     update_job,
@@ -100,6 +110,7 @@ from .keys import (
     checkpoint_key,
     dataset_array_key,
     dataset_key,
+    events_key,
     history_columns_key,
     history_key,
     idempotency_key,
@@ -139,6 +150,7 @@ __all__ = [
     "checkpoint_key",
     "dataset_array_key",
     "dataset_key",
+    "events_key",
     "history_columns_key",
     "history_key",
     "idempotency_key",
@@ -166,10 +178,17 @@ __all__ = [
     "list_jobs",
     "load_arrays",
     "load_spec",
+    "mark_queued",
     "Progress",
     "start_attempt",
     "tidy_ended_job",
     "update_job",
+    "Entry",
+    "JobState",
+    "history_columns",
+    "read_entries",
+    "read_state",
+    "wait_for_status",
     "ROW_BYTES",
     "flush_progress",
     "load_checkpoint",

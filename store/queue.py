@@ -10,7 +10,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from .config import SharedConfig
-from .jobs import JobRecord, JobStatus, update_job
+from .jobs import JobRecord, mark_queued, update_job
 from .keys import job_key
 
 QUEUE_NAME = "training"
@@ -65,5 +65,5 @@ def requeue(conn, record: JobRecord) -> str:
     """
     if record.get("rq_job_id"):
         training_queue(conn).remove(record["rq_job_id"])
-    update_job(conn, record["id"], status=JobStatus.QUEUED)
+    mark_queued(conn, record["id"])
     return enqueue(conn, record, at_front=True)
