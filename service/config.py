@@ -30,6 +30,11 @@ def from_env(env=os.environ) -> dict:
         # refused before anything is parsed.
         "MAX_COLUMNS": int(env.get("MAX_COLUMNS", 10_000)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
+        # Followers (event streams and long polls) one API process keeps open at once; past
+        # it they are answered 503 with Retry-After (see service/events.py).
+        "EVENTS_MAX_STREAMS": int(env.get("EVENTS_MAX_STREAMS", 100)),
+        # An event stream that has sent nothing for this long sends a comment line.
+        "EVENTS_HEARTBEAT_SECONDS": float(env.get("EVENTS_HEARTBEAT_SECONDS", 15)),
         # Rows one prediction request may carry, and rows per forward pass within it.
         "PREDICT_MAX_ROWS": int(env.get("PREDICT_MAX_ROWS", 100_000)),
         "PREDICT_BATCH_ROWS": int(env.get("PREDICT_BATCH_ROWS", 8192)),

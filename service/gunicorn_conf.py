@@ -1,7 +1,7 @@
 """Gunicorn settings, read from the environment so one image serves every deployment.
 
 PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0, which needs API keys),
-WEB_CONCURRENCY (2), WEB_THREADS (16),
+WEB_CONCURRENCY (2), WEB_THREADS (16), EVENTS_MAX_STREAMS (100, see service/config.py),
 WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info).
 """
 
@@ -9,6 +9,7 @@ import logging
 import os
 
 from service.auth import auth_enabled
+from service.config import from_env as api_config
 from service.request_limits import MAX_HEADER_FIELD_BYTES
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -28,7 +29,10 @@ workers = int(os.getenv("WEB_CONCURRENCY", "2"))
 # cost little while idle, and a thread waiting for a slow client's body (at most
 # BODY_TIMEOUT_SECONDS between bytes, see service/bodies.py) is one the others do not have.
 worker_class = "gthread"
-threads = int(os.getenv("WEB_THREADS", "16"))
+# Followers (event streams and long polls) hold a thread each for as long as they last; each
+# process keeps at most EVENTS_MAX_STREAMS of them (503 past that, service/events.py), on
+# threads of their own on top of WEB_THREADS, so they never take those of other requests.
+threads = int(os.getenv("WEB_THREADS", "16")) + api_config()["EVENTS_MAX_STREAMS"]
 
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))
@@ -52,3 +56,12 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Gunicorn >= 25.1 opens a control socket at one fixed path per user by default; we do not use
 # gunicornc, and several servers on one machine (tests, make run) would fight over that path.
 control_socket_disable = True
+
+
+def post_worker_init(worker) -> None:
+    """End the followers of a worker that is stopping: it would wait its whole graceful
+    timeout for them otherwise. Their clients reconnect, to another process, from where they
+    were (Last-Event-ID)."""
+    from service.events import set_stopping  # the app's modules load in workers, not here
+
+    set_stopping(worker.wsgi, lambda: not worker.alive)

@@ -1,4 +1,4 @@
-"""``/v1/jobs``: submit training jobs, follow them, read their history."""
+"""``/v1/jobs``: submit training jobs, follow them (events, long polling), read their history."""
 
 import hashlib
 import json
@@ -9,9 +9,9 @@ from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
 
 import store
-from store import JobRecord, JobStatus
+from store import FINAL_STATUSES, JobRecord, JobStatus
 
-from . import submission
+from . import events, submission
 from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
 from .exceptions import (
@@ -24,11 +24,13 @@ from .exceptions import (
 from .extensions import limiter, redis_conn
 from .schemas import (
     DryRunSchema,
+    EventsHeadersSchema,
     HistoryQuerySchema,
     HistorySchema,
     JobCreateSchema,
     JobListQuerySchema,
     JobListSchema,
+    JobQuerySchema,
     JobSchema,
     SubmitHeadersSchema,
     SubmitQuerySchema,
@@ -143,10 +145,16 @@ def created(record: JobRecord):
 
 @blp.route("/<rid:job_id>")
 class Job(MethodView):
+    @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobSchema)
-    def get(self, job_id):
-        """Status and progress of one job."""
-        return job_view(get_or_404(job_id))
+    @blp.alt_response(503, schema=ErrorSchema, description=events.FULL)
+    def get(self, args, job_id):
+        """Status and progress of one job; with ``wait``, once it has ended (long polling)."""
+        record = get_or_404(job_id)
+        if args.get("wait") and record["status"] not in FINAL_STATUSES:
+            events.wait_for_end(job_id, args["wait"])
+            record = get_or_404(job_id)
+        return job_view(record)
 
     @blp.response(200, JobSchema)
     @blp.alt_response(202, schema=JobSchema, description="Started: it stops at its next epoch.")
@@ -164,6 +172,28 @@ class Job(MethodView):
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202
+
+
+EVENT_STREAM_DOC = {
+    "description": "Server-Sent Events until the job ends. `status`: `{status, error, "
+    "model_id}` on connecting and at each change; `history`: the new rows, as columns like "
+    "GET /history; `progress`: `{epoch, epochs, loss, val_loss, metrics, eta_seconds, "
+    "flushed_at}`. Each event's id is the epochs of history sent so far. After a final "
+    "status the stream ends.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+@blp.route("/<rid:job_id>/events")
+class JobEvents(MethodView):
+    @blp.arguments(EventsHeadersSchema, location="headers")
+    @blp.response(200, description=EVENT_STREAM_DOC["description"])
+    @blp.doc(responses={200: EVENT_STREAM_DOC})
+    @blp.alt_response(503, schema=ErrorSchema, description=events.FULL)
+    def get(self, headers, job_id):
+        """Follow a job live: its status, history and progress as Server-Sent Events."""
+        get_or_404(job_id)
+        return events.stream(job_id, headers["last_event_id"])
 
 
 @blp.route("/<rid:job_id>/history")
