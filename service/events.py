@@ -38,6 +38,29 @@ RETRY_AFTER_SECONDS = 5
 # Not metrics: what every progress event states on its own.
 PROGRESS_COLUMNS = ("epoch", "loss", "val_loss")
 HEARTBEAT = b": heartbeat\n\n"
+STATUS, HISTORY, PROGRESS = "status", "history", "progress"  # the events' names
+# The OpenAPI description of a stream: one event, as Server-Sent Events parsers read it.
+STREAM_DOC = {
+    "description": "Server-Sent Events until the job ends. `status`: `{status, error, "
+    "model_id}` on connecting and at each change; `history`: the new rows, as columns like "
+    "GET /history; `progress`: `{epoch, epochs, loss, val_loss, metrics, eta_seconds, "
+    "flushed_at}` (flushed_at: the worker's unix time of the flush). Each event's id is the "
+    "epochs of history sent so far. After a final status the stream ends. A comment line is "
+    "sent after EVENTS_HEARTBEAT_SECONDS without an event.",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "required": ["event", "id", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": [STATUS, HISTORY, PROGRESS]},
+                    "id": {"type": "string", "pattern": "^[0-9]+$"},
+                    "data": {"type": "string", "description": "The event's JSON, on one line."},
+                },
+            }
+        }
+    },
+}
 FULL = "Too many open event streams and long polls on this server; retry after Retry-After."
 
 
@@ -165,7 +188,7 @@ class Follower:
         rows = state.rows
         while rows and (n := min(len(values) for values in rows.values())):
             self.offset += n
-            yield event("history", self.offset, {c: v[:n] for c, v in rows.items()})
+            yield event(HISTORY, self.offset, {c: v[:n] for c, v in rows.items()})
             if n < HISTORY_PAGE_ROWS:
                 break
             rows = self._read()[0].rows
@@ -174,16 +197,15 @@ class Follower:
             self.epoch = progress["epoch"]
             metrics = {c: v for c, v in state.last.items() if c not in PROGRESS_COLUMNS}
             data = {**progress, "metrics": metrics, "flushed_at": flushed_at}
-            yield event("progress", self.offset, data)
+            yield event(PROGRESS, self.offset, data)
         if state.status in FINAL_STATUSES:
             self.done = True
             yield self._status(state.status, state.error, state.model_id)
 
     def _status(self, status: str, error: dict | None = None, model_id: str | None = None):
         self.status = status
-        return event(
-            "status", self.offset, {"status": status, "error": error, "model_id": model_id}
-        )
+        data = {"status": status, "error": error, "model_id": model_id}
+        return event(STATUS, self.offset, data)
 
 
 def stream(job_id: str, offset: int) -> Response:

@@ -174,21 +174,11 @@ class Job(MethodView):
         return job_view(store.get_job(conn, job_id)), 202
 
 
-EVENT_STREAM_DOC = {
-    "description": "Server-Sent Events until the job ends. `status`: `{status, error, "
-    "model_id}` on connecting and at each change; `history`: the new rows, as columns like "
-    "GET /history; `progress`: `{epoch, epochs, loss, val_loss, metrics, eta_seconds, "
-    "flushed_at}`. Each event's id is the epochs of history sent so far. After a final "
-    "status the stream ends.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-}
-
-
 @blp.route("/<rid:job_id>/events")
 class JobEvents(MethodView):
     @blp.arguments(EventsHeadersSchema, location="headers")
-    @blp.response(200, description=EVENT_STREAM_DOC["description"])
-    @blp.doc(responses={200: EVENT_STREAM_DOC})
+    @blp.response(200, description=events.STREAM_DOC["description"])
+    @blp.doc(responses={200: events.STREAM_DOC})
     @blp.alt_response(503, schema=ErrorSchema, description=events.FULL)
     def get(self, headers, job_id):
         """Follow a job live: its status, history and progress as Server-Sent Events."""
