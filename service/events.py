@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 # Not metrics: what every progress event states on its own.
 PROGRESS_COLUMNS = ("epoch", "loss", "val_loss")
-HEARTBEAT = b": heartbeat\n\n"
+# A comment line on its own: a blank line after it would end an event without data, which
+# some clients (httpx-sse) hand to their callers as an empty event.
+HEARTBEAT = b": heartbeat\n"
 STATUS, HISTORY, PROGRESS = "status", "history", "progress"  # the events' names
 # The OpenAPI description of a stream: one event, as Server-Sent Events parsers read it.
 STREAM_DOC = {
