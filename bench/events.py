@@ -71,11 +71,20 @@ class Follower:
         self.last_id = 0
         self.lags: list[float] = []
         self.final: str | None = None
-        self.live = asyncio.Event()  # caught up since connecting: a progress event arrived
+        self.failures: list[str] = []  # connections refused or cut: it has not completed
+        self.live = asyncio.Event()  # caught up since connecting (or failed): progress arrived
 
     async def follow(self, http: httpx.AsyncClient, job_id: str, hang_up: asyncio.Event):
         """One connection: from ``last_id`` until the job ends or ``hang_up`` is set."""
         self.live.clear()
+        try:
+            await self._follow(http, job_id, hang_up)
+        except httpx.HTTPError as exc:
+            self.failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.live.set()
+
+    async def _follow(self, http: httpx.AsyncClient, job_id: str, hang_up: asyncio.Event):
         headers = {"Last-Event-ID": str(self.last_id)}
         url = f"/v1/jobs/{job_id}/events"
         async with aconnect_sse(http, "GET", url, headers=headers) as source:
@@ -140,7 +149,10 @@ async def run(base: str, predict: str, script: Path) -> str:
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
         history = await stored_history(http, job_id)
 
-    completed = sum(f.final is not None and f.rows == history for f in followers)
+    completed = sum(f.final is not None and not f.failures and f.rows == history for f in followers)
+    failures = [failure for f in followers for failure in f.failures]
+    if failures:
+        print(f"{len(failures)} connections failed, e.g. {failures[0]}")
     lags = [lag for f in followers for lag in f.lags]
     p99_lag_ms = float(np.percentile(lags, 99)) * 1000
     ratio = statistics.median(with_streams) / statistics.median(without)

@@ -30,8 +30,10 @@ def from_env(env=os.environ) -> dict:
         # refused before anything is parsed.
         "MAX_COLUMNS": int(env.get("MAX_COLUMNS", 10_000)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
-        # Followers (event streams and long polls) one API process keeps open at once; past
-        # it they are answered 503 with Retry-After (see service/events.py).
+        # Threads per API process for requests (gunicorn's gthread), and followers (event
+        # streams and long polls) one process keeps open at once, each on a thread of its own
+        # (see server_threads); past them followers are answered 503 with Retry-After.
+        "WEB_THREADS": int(env.get("WEB_THREADS", 16)),
         "EVENTS_MAX_STREAMS": int(env.get("EVENTS_MAX_STREAMS", 100)),
         # An event stream that has sent nothing for this long sends a comment line.
         "EVENTS_HEARTBEAT_SECONDS": float(env.get("EVENTS_HEARTBEAT_SECONDS", 15)),
@@ -53,3 +55,9 @@ def from_env(env=os.environ) -> dict:
         "RATE_LIMIT": env.get("RATE_LIMIT", "6000/minute"),
         "RATE_LIMIT_SUBMIT": env.get("RATE_LIMIT_SUBMIT", "120/minute"),
     }
+
+
+def server_threads(config) -> int:
+    """The threads one API process runs, and so the most Redis connections it uses at once:
+    ``WEB_THREADS`` for requests and one for each follower it may keep open."""
+    return config["WEB_THREADS"] + config["EVENTS_MAX_STREAMS"]

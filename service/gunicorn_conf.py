@@ -1,7 +1,7 @@
 """Gunicorn settings, read from the environment so one image serves every deployment.
 
 PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0, which needs API keys),
-WEB_CONCURRENCY (2), WEB_THREADS (16), EVENTS_MAX_STREAMS (100, see service/config.py),
+WEB_CONCURRENCY (2), WEB_THREADS (16) and EVENTS_MAX_STREAMS (100) (see service/config.py),
 WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info).
 """
 
@@ -10,6 +10,7 @@ import os
 
 from service.auth import auth_enabled
 from service.config import from_env as api_config
+from service.config import server_threads
 from service.request_limits import MAX_HEADER_FIELD_BYTES
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -32,7 +33,7 @@ worker_class = "gthread"
 # Followers (event streams and long polls) hold a thread each for as long as they last; each
 # process keeps at most EVENTS_MAX_STREAMS of them (503 past that, service/events.py), on
 # threads of their own on top of WEB_THREADS, so they never take those of other requests.
-threads = int(os.getenv("WEB_THREADS", "16")) + api_config()["EVENTS_MAX_STREAMS"]
+threads = server_threads(api_config())
 
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))

@@ -7,6 +7,7 @@ added by flushes and status changes, state read by offset) against the real Redi
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -286,6 +287,25 @@ def test_followers_past_the_bound_get_503_with_retry_after_until_one_leaves(redi
             if poll.status_code == 200:
                 break
         assert poll.status_code == 200
+
+
+def test_a_process_keeps_as_many_streams_open_as_its_bound_allows(redis_url):
+    # More followers than redis-py's default pool has connections (100), all waiting in Redis.
+    bound = 110
+    with serve_api(redis_url, EVENTS_MAX_STREAMS=str(bound)) as url:
+        job_id = submit(url, LONG_JOB, headers={})
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        request = f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+        statuses, streams = [], []
+        try:
+            for _ in range(bound + 1):  # one after the other, each answered before the next
+                streams.append(socket.create_connection(address, timeout=DEADLINE))
+                streams[-1].sendall(request)
+                statuses.append(streams[-1].recv(4096).split(b" ", 2)[1])
+        finally:
+            for stream in streams:
+                stream.close()
+    assert statuses == [b"200"] * bound + [b"503"]
 
 
 def test_a_stopping_server_ends_its_streams_instead_of_waiting_for_them(redis_url):
