@@ -7,7 +7,9 @@ connection) with no stream open, then the same with ``BENCH_STREAMS`` clients fo
 job. Between rounds the clients hang up; each reconnects with its Last-Event-ID. At the end the
 job is canceled with the clients connected, and a client has completed when its stream ended
 with the final status and the rows it received, over all its connections, are exactly the
-job's stored history.
+job's stored history. A client answered 503 (its server process was at EVENTS_MAX_STREAMS,
+still holding followers that hung up a moment before, until its next write to them) comes back
+after Retry-After, as it is told to; those retries are counted and printed.
 
 - lag: from the worker's flush (``flushed_at`` of a progress event, the worker's clock, the
   same machine's) to the event reaching the client, over every progress event of every client;
@@ -71,14 +73,24 @@ class Follower:
         self.last_id = 0
         self.lags: list[float] = []
         self.final: str | None = None
-        self.failures: list[str] = []  # connections refused or cut: it has not completed
+        self.failures: list[str] = []  # connections cut or refused otherwise: not completed
+        self.retries = 0  # 503s, each followed after its Retry-After, as a client is told to
         self.live = asyncio.Event()  # caught up since connecting (or failed): progress arrived
 
     async def follow(self, http: httpx.AsyncClient, job_id: str, hang_up: asyncio.Event):
         """One connection: from ``last_id`` until the job ends or ``hang_up`` is set."""
         self.live.clear()
         try:
-            await self._follow(http, job_id, hang_up)
+            while True:
+                try:
+                    return await self._follow(http, job_id, hang_up)
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != 503:
+                        raise
+                    # The server still holds followers that hung up a moment ago, until its
+                    # next write to them fails; it says when to come back.
+                    self.retries += 1
+                    await asyncio.sleep(int(exc.response.headers["Retry-After"]))
         except httpx.HTTPError as exc:
             self.failures.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -153,6 +165,13 @@ async def run(base: str, predict: str, script: Path) -> str:
     failures = [failure for f in followers for failure in f.failures]
     if failures:
         print(f"{len(failures)} connections failed, e.g. {failures[0]}")
+    retries = sum(f.retries for f in followers)
+    if retries:
+        print(f"{retries} connections were answered 503 and retried after Retry-After")
+    unfinished = sum(f.final is None for f in followers)
+    differ = sum(f.final is not None and f.rows != history for f in followers)
+    if unfinished or differ:
+        print(f"{unfinished} streams never saw the end; {differ} saw it with other rows")
     lags = [lag for f in followers for lag in f.lags]
     p99_lag_ms = float(np.percentile(lags, 99)) * 1000
     ratio = statistics.median(with_streams) / statistics.median(without)
