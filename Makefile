@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: help run test test-fast lint format bench bench-serve openapi openapi-check lock clean
+.PHONY: help run test test-fast lint format bench bench-serve bench-events openapi openapi-check lock clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -58,6 +58,12 @@ bench: $(BENCH_STAMP)  ## the engine against PyTorch, scikit-learn and the artic
 bench-serve: $(STAMP)  ## prediction latency and throughput under wrk
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.serve
+
+# 100 SSE clients on one training job: their lag, and what they cost single-row predictions.
+# Its clients are httpx-sse, a test tool.
+bench-events: $(TEST_STAMP)  ## SSE followers of a running job: lag and predict latency
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.events
 
 openapi: $(STAMP)  ## regenerate openapi.yaml from the code
 	$(BIN)/python -m service.openapi > openapi.yaml.tmp

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -74,16 +76,18 @@ def wrk(url: str, connections: str, script: Path | None = None) -> dict:
     return {"p50_ms": percentile("50"), "p99_ms": percentile("99"), "rps": rps}
 
 
-def main() -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("bench-serve needs wrk: apt-get install wrk")
-    data = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+@contextmanager
+def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]:
+    """An embedded Redis, one worker and gunicorn (the API's own config, ``WEB_CONCURRENCY``
+    processes) serving ``app``; yields the API's base URL and stops them all afterwards."""
+    data = Path(tempfile.mkdtemp(prefix="bench-"))
     redis_port, port = free_port(), free_port()
     env = {
         **os.environ,
         "REDIS_URL": embedded_redis.url(redis_port),
         "PORT": str(port),
         "RATE_LIMIT": "100000000/minute",
+        **extra_env,
     }
     processes = []
     try:
@@ -92,14 +96,7 @@ def main() -> None:
         embedded_redis.wait_until_ready(redis, redis_port)
         processes.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env))
         api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "service/gunicorn_conf.py",
-                "bench.serve_app:app",
-            ],
+            [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", app],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -108,17 +105,43 @@ def main() -> None:
         processes.append(api)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_ok(f"{base}/healthz"), 30, api, "gunicorn")
-        job = requests.post(f"{base}/v1/jobs", json=MODEL_JOB, timeout=10).json()["id"]
-        deadline = time.monotonic() + 60
-        while requests.get(f"{base}/v1/jobs/{job}", timeout=10).json()["status"] != "finished":
-            if time.monotonic() > deadline:
-                sys.exit("the benchmark model did not train")
-            time.sleep(0.1)
-        predict = f"{base}/v1/models/{job}/predict"
-        check = requests.post(predict, json={"inputs": [[0.1, 0.2, 0.3, 0.4]]}, timeout=10)
-        print("predict answer:", json.dumps(check.json()))
-        script = data / "post.lua"
-        script.write_text(POST_LUA)
+        yield base
+    finally:
+        stop_all(processes[::-1], 10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def train_model(base: str) -> str:
+    """Train ``MODEL_JOB`` on the server at ``base``; its model id, once it predicts."""
+    job = requests.post(f"{base}/v1/jobs", json=MODEL_JOB, timeout=10).json()["id"]
+    deadline = time.monotonic() + 60
+    while requests.get(f"{base}/v1/jobs/{job}", timeout=10).json()["status"] != "finished":
+        if time.monotonic() > deadline:
+            sys.exit("the benchmark model did not train")
+        time.sleep(0.1)
+    inputs = {"inputs": [[0.1, 0.2, 0.3, 0.4]]}
+    check = requests.post(predict_url(base, job), json=inputs, timeout=10)
+    print("predict answer:", json.dumps(check.json()))
+    return job
+
+
+def predict_url(base: str, model_id: str) -> str:
+    return f"{base}/v1/models/{model_id}/predict"
+
+
+def post_script(directory: Path) -> Path:
+    """wrk's script for ``POST_LUA``, written in ``directory``."""
+    script = directory / "post.lua"
+    script.write_text(POST_LUA)
+    return script
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("bench-serve needs wrk: apt-get install wrk")
+    with serving() as base, tempfile.TemporaryDirectory() as tmp:
+        predict = predict_url(base, train_model(base))
+        script = post_script(Path(tmp))
         wrk(predict, LOAD_CONNECTIONS, script)  # warm-up: model caches, connections
         runs = {"latency": [], "predict": [], "bare": []}
         for _ in range(REPEATS):
@@ -144,9 +167,6 @@ def main() -> None:
             f"rps={served['rps']:.0f} bare_rps={bare['rps']:.0f} "
             f"ratio={served['rps'] / bare['rps']:.2f}"
         )
-    finally:
-        stop_all(processes[::-1], 10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from . import (
     datasets,
     endpoints,
     errors,
+    events,
     extensions,
     health,
     ids,
@@ -52,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     request_limits.init_app(app)  # before anything else reads the request
     # The rate limiter's check runs before authentication, so failed keys are counted too.
     extensions.init_app(app)
+    events.init_app(app)
     auth.init_app(app)
     bodies.init_app(app)
     # Imported here, not at the top: ``python -m service.openapi`` runs that module as __main__.

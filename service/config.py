@@ -30,6 +30,13 @@ def from_env(env=os.environ) -> dict:
         # refused before anything is parsed.
         "MAX_COLUMNS": int(env.get("MAX_COLUMNS", 10_000)),
         "MODEL_CACHE_BYTES": int(env.get("MODEL_CACHE_BYTES", 256 * MIB)),
+        # Threads per API process for requests (gunicorn's gthread), and followers (event
+        # streams and long polls) one process keeps open at once, each on a thread of its own
+        # (see server_threads); past them followers are answered 503 with Retry-After.
+        "WEB_THREADS": int(env.get("WEB_THREADS", 16)),
+        "EVENTS_MAX_STREAMS": int(env.get("EVENTS_MAX_STREAMS", 100)),
+        # An event stream that has sent nothing for this long sends a comment line.
+        "EVENTS_HEARTBEAT_SECONDS": float(env.get("EVENTS_HEARTBEAT_SECONDS", 15)),
         # Rows one prediction request may carry, and rows per forward pass within it.
         "PREDICT_MAX_ROWS": int(env.get("PREDICT_MAX_ROWS", 100_000)),
         "PREDICT_BATCH_ROWS": int(env.get("PREDICT_BATCH_ROWS", 8192)),
@@ -50,3 +57,9 @@ def from_env(env=os.environ) -> dict:
         # Whether callbacks may name private addresses (the workers read it too).
         "WEBHOOK_ALLOW_PRIVATE": WebhookConfig.from_env(env).allow_private,
     }
+
+
+def server_threads(config) -> int:
+    """The threads one API process runs, and so the most Redis connections it uses at once:
+    ``WEB_THREADS`` for requests and one for each follower it may keep open."""
+    return config["WEB_THREADS"] + config["EVENTS_MAX_STREAMS"]

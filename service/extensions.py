@@ -6,6 +6,7 @@ from flask_limiter import Limiter
 import store
 
 from . import auth, endpoints
+from .config import server_threads
 from .model_cache import ModelCache
 
 
@@ -24,7 +25,8 @@ limiter = Limiter(
 
 
 def init_app(app: Flask) -> None:
-    conn = store.connect(app.config["REDIS_URL"])
+    # One connection for each thread: followers hold theirs while they wait in Redis.
+    conn = store.connect(app.config["REDIS_URL"], max_connections=server_threads(app.config))
     app.extensions["redis"] = conn
     app.extensions["model_cache"] = ModelCache(app.config["MODEL_CACHE_BYTES"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])

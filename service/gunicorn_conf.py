@@ -1,7 +1,7 @@
 """Gunicorn settings, read from the environment so one image serves every deployment.
 
 PORT (8000), BIND_HOST (127.0.0.1; the Docker image sets 0.0.0.0, which needs API keys),
-WEB_CONCURRENCY (2), WEB_THREADS (16),
+WEB_CONCURRENCY (2), WEB_THREADS (16) and EVENTS_MAX_STREAMS (100) (see service/config.py),
 WEB_TIMEOUT (30 s), WEB_GRACEFUL_TIMEOUT (30 s), WEB_KEEPALIVE (5 s), LOG_LEVEL (info),
 LOG_FORMAT (text, or json: one JSON object per line), PROMETHEUS_MULTIPROC_DIR (where the web
 processes keep their metrics; a directory of this server's own when unset).
@@ -26,6 +26,8 @@ metrics_dir.mkdir(parents=True, exist_ok=True)
 from prometheus_client import multiprocess  # noqa: E402
 
 from service.auth import auth_enabled  # noqa: E402
+from service.config import from_env as api_config  # noqa: E402
+from service.config import server_threads  # noqa: E402
 from service.logs import GunicornLogger  # noqa: E402
 from service.request_limits import MAX_HEADER_FIELD_BYTES  # noqa: E402
 
@@ -47,7 +49,10 @@ workers = int(os.getenv("WEB_CONCURRENCY", "2"))
 # cost little while idle, and a thread waiting for a slow client's body (at most
 # BODY_TIMEOUT_SECONDS between bytes, see service/bodies.py) is one the others do not have.
 worker_class = "gthread"
-threads = int(os.getenv("WEB_THREADS", "16"))
+# Followers (event streams and long polls) hold a thread each for as long as they last; each
+# process keeps at most EVENTS_MAX_STREAMS of them (503 past that, service/events.py), on
+# threads of their own on top of WEB_THREADS, so they never take those of other requests.
+threads = server_threads(api_config())
 
 timeout = int(os.getenv("WEB_TIMEOUT", "30"))
 graceful_timeout = int(os.getenv("WEB_GRACEFUL_TIMEOUT", "30"))
@@ -96,3 +101,12 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     if metrics_dir == OWN_METRICS_DIR:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def post_worker_init(worker) -> None:
+    """End the followers of a worker that is stopping: it would wait its whole graceful
+    timeout for them otherwise. Their clients reconnect, to another process, from where they
+    were (Last-Event-ID)."""
+    from service.events import set_stopping  # the app's modules load in workers, not here
+
+    set_stopping(worker.wsgi, lambda: not worker.alive)

@@ -1,4 +1,4 @@
-"""``/v1/jobs``: submit training jobs, follow them, read their history."""
+"""``/v1/jobs``: submit training jobs, follow them (events, long polling), read their history."""
 
 import hashlib
 import json
@@ -9,9 +9,9 @@ from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
 
 import store
-from store import JobRecord, JobStatus, job_view
+from store import FINAL_STATUSES, JobRecord, JobStatus, job_view
 
-from . import submission
+from . import events, submission
 from .auth import PUBLIC, current_tenant
 from .errors import Blueprint
 from .exceptions import (
@@ -26,11 +26,13 @@ from .logs import request_id
 from .metrics import JOBS_CANCELED
 from .schemas import (
     DryRunSchema,
+    EventsHeadersSchema,
     HistoryQuerySchema,
     HistorySchema,
     JobCreateSchema,
     JobListQuerySchema,
     JobListSchema,
+    JobQuerySchema,
     JobSchema,
     SubmitHeadersSchema,
     SubmitQuerySchema,
@@ -126,10 +128,16 @@ def created(record: JobRecord):
 
 @blp.route("/<rid:job_id>")
 class Job(MethodView):
+    @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobSchema)
-    def get(self, job_id):
-        """Status and progress of one job."""
-        return job_view(get_or_404(job_id))
+    @blp.alt_response(503, schema=ErrorSchema, description=events.FULL)
+    def get(self, args, job_id):
+        """Status and progress of one job; with ``wait``, once it has ended (long polling)."""
+        record = get_or_404(job_id)
+        if args.get("wait") and record["status"] not in FINAL_STATUSES:
+            events.wait_for_end(job_id, args["wait"])
+            record = get_or_404(job_id)
+        return job_view(record)
 
     @blp.response(200, JobSchema)
     @blp.alt_response(202, schema=JobSchema, description="Started: it stops at its next epoch.")
@@ -148,6 +156,18 @@ class Job(MethodView):
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202
+
+
+@blp.route("/<rid:job_id>/events")
+class JobEvents(MethodView):
+    @blp.arguments(EventsHeadersSchema, location="headers")
+    @blp.response(200, description=events.STREAM_DOC["description"])
+    @blp.doc(responses={200: events.STREAM_DOC})
+    @blp.alt_response(503, schema=ErrorSchema, description=events.FULL)
+    def get(self, headers, job_id):
+        """Follow a job live: its status, history and progress as Server-Sent Events."""
+        get_or_404(job_id)
+        return events.stream(job_id, headers["last_event_id"])
 
 
 @blp.route("/<rid:job_id>/history")

@@ -38,6 +38,8 @@ MONITORS = ("loss", *dict.fromkeys(m for names in METRIC_NAMES.values() for m in
 # History entries one GET returns by default and at most: about 70 bytes each with four columns.
 HISTORY_PAGE_ROWS = 10_000
 HISTORY_MAX_ROWS = 100_000
+# The longest a GET of a job may wait for its end (?wait=).
+MAX_WAIT_SECONDS = 60
 
 
 def _one_of(choices):
@@ -378,6 +380,34 @@ class JobSchema(Schema):
     cancel_requested = fields.Boolean()
     max_runtime_seconds = fields.Float(allow_none=True)
     callbacks = fields.List(fields.Nested(CallbackSchema))
+
+
+class JobQuerySchema(Schema):
+    wait = fields.Float(
+        validate=validate.Range(
+            min=0,
+            min_inclusive=False,
+            max=MAX_WAIT_SECONDS,
+            error=f"Must be more than 0 and at most {MAX_WAIT_SECONDS} seconds.",
+        ),
+        metadata={
+            "description": "Long polling: answer as soon as the job has finished, failed or "
+            f"been canceled, or after this many seconds (at most {MAX_WAIT_SECONDS}) with its "
+            "state then."
+        },
+    )
+
+
+class EventsHeadersSchema(Schema):
+    last_event_id = fields.Integer(
+        data_key="Last-Event-ID",
+        load_default=0,
+        validate=validate.Range(0, MAX_EPOCHS),
+        metadata={
+            "description": "The id of the last event received: the epochs of history already "
+            "read. The stream sends the rows after it (EventSource sends it on reconnecting)."
+        },
+    )
 
 
 IDEMPOTENCY_KEY_MAX = 200

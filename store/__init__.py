@@ -6,6 +6,7 @@ One module per concept, each with the code that reads and writes it:
 - ``keys``: every key name; ``codecs``: npy arrays, ids, timestamps; ``connection``: the client;
 - ``jobs``: job records (``JobStatus``, ``JobRecord``), attempts and the end of a job;
 - ``history``: progress, per-epoch history and checkpoints;
+- ``events``: a capped stream per job of what changed, which followers block on;
 - ``datasets`` and ``models``: uploaded data and trained models;
 - ``coordination``: leases, worker liveness, cancel flags, idempotency keys, quota slots;
 - ``queue``: the rq queues and how an id is put on one (``from store import queue``);
@@ -19,6 +20,7 @@ callers need are re-exported here, so ``store.get_job(conn, job_id)`` reads as b
 """
 
 from .codecs import (
+    ROW_BYTES,
     array_from_bytes,
     array_to_bytes,
     new_id,
@@ -61,8 +63,15 @@ from .datasets import (
     get_dataset,
     load_dataset_arrays,
 )
+from .events import (
+    Entry,
+    JobState,
+    history_columns,
+    read_entries,
+    read_state,
+    wait_for_status,
+)
 from .history import (
-    ROW_BYTES,
     flush_progress,
     load_checkpoint,
     load_history,
@@ -89,6 +98,7 @@ from .jobs import (
     list_jobs,
     load_arrays,
     load_spec,
+    mark_queued,
     start_attempt,
     tidy_ended_job,
     update_job,
@@ -106,6 +116,7 @@ from .keys import (
     dataset_key,
     delivery_attempts_key,
     delivery_key,
+    events_key,
     history_columns_key,
     history_key,
     idempotency_key,
@@ -149,6 +160,7 @@ __all__ = [
     "dataset_key",
     "delivery_attempts_key",
     "delivery_key",
+    "events_key",
     "history_columns_key",
     "history_key",
     "idempotency_key",
@@ -180,10 +192,17 @@ __all__ = [
     "list_jobs",
     "load_arrays",
     "load_spec",
+    "mark_queued",
     "Progress",
     "start_attempt",
     "tidy_ended_job",
     "update_job",
+    "Entry",
+    "JobState",
+    "history_columns",
+    "read_entries",
+    "read_state",
+    "wait_for_status",
     "ROW_BYTES",
     "flush_progress",
     "load_checkpoint",

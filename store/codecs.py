@@ -1,4 +1,5 @@
-"""How values are written: arrays as npy bytes (never pickled), ids as hex, times as ISO 8601."""
+"""How values are written: arrays as npy bytes (never pickled), history columns as raw float64,
+ids as hex, times as ISO 8601."""
 
 import io
 import math
@@ -6,6 +7,14 @@ import uuid
 from datetime import UTC, datetime
 
 import numpy as np
+
+ROW_BYTES = 8  # a history column holds one little-endian float64 per epoch
+
+
+def history_values(column: str, blob: bytes | None) -> list:
+    """The values of a stored history column (or a slice of it); epochs come back as ints."""
+    values = np.frombuffer(blob or b"", "<f8")
+    return values.astype(int).tolist() if column == "epoch" else values.tolist()
 
 
 def new_id() -> str:

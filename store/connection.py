@@ -5,11 +5,20 @@ import redis
 from .config import SharedConfig
 
 
-def connect(url: str | None = None) -> redis.Redis:
-    """A client for ``url`` (default: REDIS_URL, see ``store.config``)."""
+def connect(url: str | None = None, max_connections: int | None = None) -> redis.Redis:
+    """A client for ``url`` (default: REDIS_URL, see ``store.config``).
+
+    Args:
+        max_connections: the most connections its pool opens (redis-py's default: 100); a
+            thread that needs one more gets ``redis.exceptions.MaxConnectionsError``.
+    """
     url = url or SharedConfig.from_env().redis_url
     return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=10
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=10,
+        max_connections=max_connections,
     )
 
 

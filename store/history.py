@@ -3,16 +3,17 @@
 import numpy as np
 import redis
 
+from . import events
+from .codecs import ROW_BYTES, history_values
 from .jobs import update_job
 from .keys import cancel_key, checkpoint_key, history_columns_key, history_key
-
-ROW_BYTES = 8  # one float64 per epoch and column
 
 
 def flush_progress(
     conn, job_id: str, progress: dict, history: dict, start: int, runtime_seconds: float = 0.0
 ) -> bool:
-    """Write progress and buffered history columns in one pipelined round trip.
+    """Write progress and buffered history columns in one pipelined round trip, with the
+    job's ``progress`` event (``store.events``) in the same transaction.
 
     Idempotent: the rows are written at their place (SETRANGE at ``start``), not appended, so a
     flush whose reply was lost (Redis went away after executing it) can be sent again without
@@ -35,6 +36,7 @@ def flush_progress(
         if values:
             rows = np.asarray(values, "<f8").tobytes()
             pipe.setrange(history_key(job_id, column), start * ROW_BYTES, rows)
+    events.add_progress(pipe, job_id, progress["epoch"])
     pipe.exists(cancel_key(job_id))
     return bool(pipe.execute()[-1])
 
@@ -58,18 +60,14 @@ def load_history(conn: redis.Redis, job_id: str, offset: int = 0, limit: int | N
     columns = sorted(c.decode() for c in conn.smembers(history_columns_key(job_id)))
     if not columns:
         return {}
-    end = -1 if limit is None else (offset + limit) * 8 - 1
+    end = -1 if limit is None else (offset + limit) * ROW_BYTES - 1
     if limit == 0:
         return {column: [] for column in columns}
     pipe = conn.pipeline(transaction=False)
     for column in columns:
-        pipe.getrange(history_key(job_id, column), offset * 8, end)
+        pipe.getrange(history_key(job_id, column), offset * ROW_BYTES, end)
     blobs = pipe.execute()
-    out = {}
-    for column, blob in zip(columns, blobs, strict=True):
-        values = np.frombuffer(blob or b"", "<f8")
-        out[column] = values.astype(int).tolist() if column == "epoch" else values.tolist()
-    return out
+    return {c: history_values(c, blob) for c, blob in zip(columns, blobs, strict=True)}
 
 
 # -- checkpoints -------------------------------------------------------------------------

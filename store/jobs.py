@@ -1,5 +1,9 @@
 """Job records: a hash of JSON fields per job, its spec as JSON and its arrays as npy; the
-indexes that list them; the start of an attempt and the end of a job."""
+indexes that list them; the start of an attempt and the end of a job.
+
+Every change of a job's status adds a ``status`` entry to its event stream (``store.events``)
+in the same transaction or script.
+"""
 
 import enum
 import json
@@ -8,6 +12,7 @@ from typing import TypedDict
 
 import redis
 
+from . import events
 from .codecs import array_from_bytes, array_to_bytes, now_iso
 from .config import SharedConfig
 from .connection import eval_script
@@ -17,6 +22,7 @@ from .keys import (
     array_key,
     cancel_key,
     checkpoint_key,
+    events_key,
     job_key,
     reservation_key,
     spec_key,
@@ -241,14 +247,20 @@ def load_arrays(conn: redis.Redis, job_id: str) -> dict:
 
 # -- attempts ----------------------------------------------------------------------------
 
-_START_ATTEMPT = """
+_START_ATTEMPT = (
+    """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= ARGV[1] and status ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 local started = redis.call('HGET', KEYS[1], 'started_at')
 if not started or started == 'null' then redis.call('HSET', KEYS[1], 'started_at', ARGV[3]) end
-return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """
+    # An orphaned attempt's job is started already: its followers have seen that.
+    + "if status ~= ARGV[2] then\n"
+    + events.lua_add_status("KEYS[2]", "ARGV[4]", final=False)
+    + "end\n"
+    + "return redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+)
 
 
 def start_attempt(conn: redis.Redis, job_id: str) -> int:
@@ -261,10 +273,11 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
         eval_script(
             conn,
             _START_ATTEMPT,
-            [job_key(job_id)],
+            [job_key(job_id), events_key(job_id)],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.STARTED),
             json.dumps(now_iso()),
+            str(JobStatus.STARTED),
         )
     )
     if attempt:
@@ -281,12 +294,21 @@ def count_crash(conn: redis.Redis, job_id: str) -> int:
 
 
 def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
-    """Record a final status and tidy up (see ``tidy_ended_job``)."""
+    """Record a final status (``fields["status"]``) and tidy up (see ``tidy_ended_job``)."""
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, **fields)
+    events.add_status(pipe, job_id, fields["status"], final=True)
     _tidy(conn, pipe, job_id, data_ttl_seconds)
     pipe.execute()
     _status_changed(conn, job_id, fields["status"])
+
+
+def mark_queued(conn, job_id: str) -> None:
+    """Put a job whose attempt was interrupted back to ``queued`` (before it is requeued)."""
+    pipe = conn.pipeline(transaction=True)
+    update_job(pipe, job_id, status=JobStatus.QUEUED)
+    events.add_status(pipe, job_id, JobStatus.QUEUED, final=False)
+    pipe.execute()
 
 
 def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
@@ -306,14 +328,17 @@ def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int) -> None:
         pipe.expire(array_key(job_id, name), data_ttl_seconds)
 
 
-_CANCEL_QUEUED = """
+_CANCEL_QUEUED = (
+    """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'ended_at', ARGV[3], 'cancel_requested', 'true')
 redis.call('SET', KEYS[2], ARGV[4], 'EX', 86400)
 redis.call('SREM', KEYS[3], ARGV[5])
 redis.call('SREM', KEYS[4], ARGV[5])
-return 1
 """
+    + events.lua_add_status("KEYS[5]", "ARGV[6]", final=True)
+    + "return 1\n"
+)
 
 
 def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str) -> bool:
@@ -325,12 +350,19 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
         eval_script(
             conn,
             _CANCEL_QUEUED,
-            [job_key(job_id), cancel_key(job_id), ACTIVE_JOBS, tenant_active_key(tenant)],
+            [
+                job_key(job_id),
+                cancel_key(job_id),
+                ACTIVE_JOBS,
+                tenant_active_key(tenant),
+                events_key(job_id),
+            ],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.CANCELED),
             json.dumps(ended_at),
             time.time(),
             job_id,
+            str(JobStatus.CANCELED),
         )
     )
     if canceled:

@@ -27,6 +27,11 @@ def history_columns_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:history"
 
 
+def events_key(job_id: str) -> str:
+    """A capped stream of the job's changes, which followers block on (``store.events``)."""
+    return f"{PREFIX}:job:{job_id}:events"
+
+
 def checkpoint_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:checkpoint"
 

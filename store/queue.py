@@ -13,7 +13,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from .config import SharedConfig, WebhookConfig
-from .jobs import JobRecord, JobStatus, update_job
+from .jobs import JobRecord, mark_queued, update_job
 from .keys import job_key
 
 QUEUE_NAME = "training"
@@ -76,7 +76,7 @@ def requeue(conn, record: JobRecord) -> str:
     """
     if record.get("rq_job_id"):
         training_queue(conn).remove(record["rq_job_id"])
-    update_job(conn, record["id"], status=JobStatus.QUEUED)
+    mark_queued(conn, record["id"])
     return enqueue(conn, record, at_front=True)
 
 
