@@ -22,7 +22,7 @@ from devtools.processes import stop_all, wait_until
 from scripts.run import API_COMMAND, local
 from tests.support.apps import ROOT, START_TIMEOUT, STOP_TIMEOUT, serve_api
 from tests.support.auth import API_KEYS, bearer
-from tests.support.jobs import LONG_JOB, long_job
+from tests.support.jobs import DIVERGING_JOB, LONG_JOB, long_job
 from tests.support.live import DEADLINE
 
 ALICE, BOB = bearer("alice"), bearer("bob")
@@ -160,17 +160,7 @@ def test_a_stream_of_an_ended_job_sends_its_history_and_end_at_once(base, start_
 
 def test_a_diverging_job_ends_its_stream_with_the_error(base, start_worker):
     start_worker()
-    layers = [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]
-    job = {
-        "network": {"layers": layers, "seed": 1},
-        "training": {
-            "loss": "mse",
-            "optimizer": {"name": "sgd", "learning_rate": 9.0},
-            "epochs": 500,
-            "batch_size": None,
-        },
-        "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
-    }
+    job = DIVERGING_JOB
     job_id = submit(base, job)
     name, _, data = follow(base, job_id)[-1]
     assert name == "status" and data["status"] == "failed"

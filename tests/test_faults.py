@@ -22,7 +22,7 @@ from devtools.probes import free_port
 from devtools.processes import stop_all
 from store import queue
 from tests.support.apps import serve_api
-from tests.support.jobs import long_job
+from tests.support.jobs import DIVERGING_JOB, long_job
 from tests.support.live import DEADLINE, final, past_epoch, status, submit, wait_for
 from tests.support.resume import FAST, assert_same_as_uninterrupted
 
@@ -120,17 +120,7 @@ def test_cancel_backstop_uses_rq_stop_job(live_server, start_worker):
 
 
 def test_diverging_job_fails_with_code_diverged(live_server, start_worker):
-    layers = [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]
-    job = {
-        "network": {"layers": layers, "seed": 1},
-        "training": {
-            "loss": "mse",
-            "optimizer": {"name": "sgd", "learning_rate": 9.0},
-            "epochs": 500,
-            "batch_size": None,
-        },
-        "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
-    }
+    job = DIVERGING_JOB
     job_id = submit(live_server, job)
     start_worker(**FAST)
     record = wait_for(live_server, job_id, final, "an end")

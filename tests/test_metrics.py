@@ -20,25 +20,12 @@ from devtools.probes import free_port
 from devtools.processes import wait_until
 from tests.support.apps import ROOT, new_app, serve_api
 from tests.support.auth import bearer, keyed_app
-from tests.support.jobs import GOOD_JOB, LONG_JOB, edited, trained, v2_request
+from tests.support.jobs import DIVERGING_JOB, GOOD_JOB, LONG_JOB, edited, trained, v2_request
 from tests.support.live import final, past_epoch, status, submit, wait_for
 from workers import metrics as worker_metrics
 
 JOB_ROUTE = "/v1/jobs/<rid:job_id>"
 SOME_ID = "0123456789abcdef0123456789abcdef"
-DIVERGING_JOB = {
-    "network": {
-        "layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}],
-        "seed": 1,
-    },
-    "training": {
-        "loss": "mse",
-        "optimizer": {"name": "sgd", "learning_rate": 9.0},
-        "epochs": 500,
-        "batch_size": None,
-    },
-    "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
-}
 
 
 def parse(text: str) -> dict[tuple, float]:

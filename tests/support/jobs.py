@@ -119,3 +119,19 @@ def v2_request(rows: list[list[float]]) -> dict:
             {"name": "input", "datatype": "FP64", "shape": [len(rows), 2], "data": rows},
         ]
     }
+
+
+# A regression whose loss overflows within a few epochs at this learning rate: fails "diverged".
+DIVERGING_JOB = {
+    "network": {
+        "layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}],
+        "seed": 1,
+    },
+    "training": {
+        "loss": "mse",
+        "optimizer": {"name": "sgd", "learning_rate": 9.0},
+        "epochs": 500,
+        "batch_size": None,
+    },
+    "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
+}
