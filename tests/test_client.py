@@ -10,6 +10,7 @@ import yaml
 
 from backprop_client import Client, NotFound, ValidationError
 from backprop_client.client import ROUTES
+from tests.support.apps import serve_api
 from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.yaml"
@@ -104,3 +105,22 @@ def test_cancel_a_queued_job_and_wait_returns_it(bp):
     assert job.cancel()["status"] == "canceled"
     assert job.wait(timeout=30)["status"] == "canceled"
     assert [listed["id"] for listed in bp.list_jobs()[0]] == [job.id]
+
+
+@pytest.fixture
+def strict_bp(redis_url):
+    """A client of a server that refuses every stream and long poll and one submit a second."""
+    with serve_api(redis_url, EVENTS_MAX_STREAMS="0", RATE_LIMIT_SUBMIT="1/second") as url:
+        session = requests.Session()
+        session.trust_env = False
+        with session:
+            yield Client(url, session=session)
+
+
+def test_submit_retries_429_and_wait_falls_back_to_polling(strict_bp, start_worker):
+    start_worker()
+    jobs = [strict_bp.submit(**GOOD_JOB) for _ in range(2)]  # the second is told 429 first
+    assert len({job.id for job in jobs}) == 2
+    assert [listed["id"] for listed in strict_bp.list_jobs()[0]] == [jobs[1].id, jobs[0].id]
+    # The events stream answers 503 here: wait polls instead.
+    assert [job.wait(timeout=60)["status"] for job in jobs] == ["finished", "finished"]
