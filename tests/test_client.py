@@ -10,6 +10,7 @@ import yaml
 
 from backprop_client import Client, NotFound, ValidationError
 from backprop_client.client import ROUTES
+from backprop_client.sse import Event, lines, parse
 from tests.support.apps import serve_api
 from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
 
@@ -124,3 +125,20 @@ def test_submit_retries_429_and_wait_falls_back_to_polling(strict_bp, start_work
     assert [listed["id"] for listed in strict_bp.list_jobs()[0]] == [jobs[1].id, jobs[0].id]
     # The events stream answers 503 here: wait polls instead.
     assert [job.wait(timeout=60)["status"] for job in jobs] == ["finished", "finished"]
+
+
+def test_events_resume_after_last_event_id(bp, start_worker):
+    start_worker()
+    job = bp.submit(**JOB)
+    job.wait(timeout=60)
+    events = list(job.events(last_event_id="100"))
+    history = [data for name, data in events if name == "history"]
+    assert history and history[0]["epoch"][0] == 101
+    assert [e for data in history for e in data["epoch"]] == list(range(101, 301))
+    final = {"status": "finished", "error": None, "model_id": job.record["model_id"]}
+    assert events[-1] == ("status", final)
+
+
+def test_the_sse_parser_joins_chunks_and_skips_comments():
+    chunks = [b"event: progress\r", b'\nid: 7\ndata: {"a":', b' "\xe2\x80\xa8"}\n\n: hb\n\n']
+    assert list(parse(lines(chunks))) == [Event("progress", "7", '{"a": "\u2028"}')]

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import requests
 
 from backprop_client.errors import ApiError, RateLimited, Unavailable, error_from
-from backprop_client.sse import Event, parse
+from backprop_client.sse import Event, lines, parse
 
 ROUTES: dict[str, tuple[str, str]] = {
     "submit": ("POST", "/v1/jobs"),
@@ -219,8 +219,7 @@ class Job:
                     timeout=(TIMEOUT, _read_timeout(deadline)),
                 )
                 with response:
-                    lines = response.iter_lines(decode_unicode=True)
-                    for event in parse(line or "" for line in lines):
+                    for event in parse(lines(response.iter_content(None))):
                         last_event_id = event.id if event.id is not None else last_event_id
                         data = json.loads(event.data)
                         yield event.event, data

@@ -15,6 +15,22 @@ class Event:
     data: str
 
 
+def lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 lines of a byte stream, split on LF only (a trailing CR is dropped).
+
+    ``requests``' ``iter_lines`` would also split on U+2028 and on a CR and LF that arrive in
+    different chunks, making spurious blank lines that end events early.
+    """
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.removesuffix(b"\r").decode("utf-8")
+    if buffer:
+        yield buffer.removesuffix(b"\r").decode("utf-8")
+
+
 def parse(lines: Iterable[str]) -> Iterator[Event]:
     """Events from decoded lines: fields until a blank line; ``:`` lines are comments."""
     name, event_id, data = "message", None, []
