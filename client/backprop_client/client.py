@@ -1,0 +1,396 @@
+"""The client: one method per API operation, over ``requests``.
+
+Every HTTP call goes through ``Client._call`` with a name from ``ROUTES``, so that table is the
+whole list of routes the client uses (a test checks each against ``openapi.yaml``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import requests
+
+from backprop_client.errors import ApiError, RateLimited, Unavailable, error_from
+from backprop_client.sse import Event, lines, parse
+
+ROUTES: dict[str, tuple[str, str]] = {
+    "submit": ("POST", "/v1/jobs"),
+    "list_jobs": ("GET", "/v1/jobs"),
+    "get_job": ("GET", "/v1/jobs/{job_id}"),
+    "cancel_job": ("DELETE", "/v1/jobs/{job_id}"),
+    "job_events": ("GET", "/v1/jobs/{job_id}/events"),
+    "job_history": ("GET", "/v1/jobs/{job_id}/history"),
+    "get_model": ("GET", "/v1/models/{model_id}"),
+    "predict": ("POST", "/v1/models/{model_id}/predict"),
+    "model_weights": ("GET", "/v1/models/{model_id}/weights"),
+    "model_onnx": ("GET", "/v1/models/{model_id}/onnx"),
+    "upload_dataset": ("POST", "/v1/datasets"),
+    "get_dataset": ("GET", "/v1/datasets/{dataset_id}"),
+}
+FINAL_STATUSES = ("finished", "failed", "canceled")
+SUBMIT_RETRIES = 5  # attempts after the first for a 429 or 503 on submit
+MAX_RETRY_SLEEP = 30.0  # seconds: a longer Retry-After is cut to this
+TIMEOUT = 30.0  # seconds for an ordinary request
+STREAM_READ_TIMEOUT = 40.0  # seconds without a byte; the server sends a heartbeat every 15 s
+LONG_POLL_SECONDS = 30  # ?wait= of one long poll (the server allows at most 60)
+RECONNECT_DELAY = 0.5  # seconds before reconnecting a cut stream
+
+
+class Client:
+    """A client of one backprop-service.
+
+    Args:
+        url: The service's base URL, e.g. ``http://127.0.0.1:8000``; ``BACKPROP_URL`` if None.
+        api_key: Sent as ``Authorization: Bearer``; ``BACKPROP_API_KEY`` if None.
+        session: A ``requests.Session`` to use (a new one by default).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        session: requests.Session | None = None,
+    ):
+        url = url or os.environ.get("BACKPROP_URL")
+        if not url:
+            raise ValueError("No URL: pass url= or set BACKPROP_URL.")
+        self.url = url.rstrip("/")
+        self.session = session or requests.Session()
+        api_key = api_key or os.environ.get("BACKPROP_API_KEY")
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def _call(
+        self, route: str, ids: dict | None = None, *, expect_json: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """Send the request of ``route`` (a ``ROUTES`` name); raise the typed error on 4xx/5xx."""
+        method, template = ROUTES[route]
+        kwargs.setdefault("timeout", TIMEOUT)
+        response = self.session.request(method, self.url + template.format(**(ids or {})), **kwargs)
+        if response.status_code >= 400:
+            raise error_from(response)
+        return response
+
+    # Jobs
+
+    def submit(
+        self,
+        network: dict | None = None,
+        training: dict | None = None,
+        X: Any = None,
+        y: Any = None,
+        dataset: str | Dataset | None = None,
+        **extra: Any,
+    ) -> Job:
+        """Submit a job; its ``Job``.
+
+        Give the data as ``X`` and ``y`` (lists or arrays) or as an uploaded ``dataset``
+        (a ``Dataset`` or its id). ``extra`` fields (``preprocessing``, ``callbacks``, ...)
+        go into the body as they are. The request carries a fresh ``Idempotency-Key``, so
+        its retries after 429 or 503 (waiting ``Retry-After``) never submit twice.
+        """
+        body: dict[str, Any] = {key: value for key, value in extra.items() if value is not None}
+        if network is not None:
+            body["network"] = network
+        if training is not None:
+            body["training"] = training
+        if dataset is not None:
+            body["dataset_id"] = dataset.id if isinstance(dataset, Dataset) else dataset
+        elif X is not None or y is not None:
+            body["data"] = {"X": _plain(X), "y": _plain(y)}
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        for attempt in range(SUBMIT_RETRIES + 1):
+            try:
+                response = self._call("submit", json=body, headers=headers)
+            except (RateLimited, Unavailable) as error:
+                if attempt == SUBMIT_RETRIES:
+                    raise
+                time.sleep(min(error.retry_after, MAX_RETRY_SLEEP))
+                continue
+            return Job(self, response.json())
+        raise AssertionError("unreachable")
+
+    def job(self, job_id: str) -> Job:
+        """The job ``job_id`` as the service shows it now."""
+        return Job(self, self._call("get_job", {"job_id": job_id}).json())
+
+    def list_jobs(
+        self, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("list_jobs", params=params).json()
+        return body["jobs"], body.get("next_cursor")
+
+    # Models
+
+    def model(self, model_id: str) -> Model:
+        """The model ``model_id`` (its spec, metrics and parameter count in ``.info``)."""
+        return Model(self, self._call("get_model", {"model_id": model_id}).json())
+
+    # Datasets
+
+    def upload_dataset(
+        self, data: Any, target: str | list | None = None, dtype: str | None = None
+    ) -> Dataset:
+        """Upload training data once; its ``Dataset`` (the same id for the same numbers).
+
+        Args:
+            data: A path to a ``.csv``, ``.npy`` or ``.npz`` file; a 2-D ndarray (sent as
+                ``.npy``, ``target`` giving its target column indices); a pair ``(X, y)`` of
+                arrays (sent as ``.npz``); or a pandas DataFrame (sent as CSV, ``target``
+                naming the target columns).
+            target: The target column name(s) for CSV, or index(es) for ``.npy``.
+            dtype: ``float64`` (the default on the server) or ``float32``.
+        """
+        params: dict[str, Any] = {}
+        if target is not None:
+            targets = target if isinstance(target, list | tuple) else [target]
+            params["target"] = ",".join(str(t) for t in targets)
+        if dtype:
+            params["dtype"] = dtype
+        content_type, payload = _dataset_payload(data)
+        response = self._call(
+            "upload_dataset", params=params, data=payload, headers={"Content-Type": content_type}
+        )
+        return Dataset(response.json())
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        """The dataset ``dataset_id``: rows, columns, outputs, dtype and sha256."""
+        return Dataset(self._call("get_dataset", {"dataset_id": dataset_id}).json())
+
+
+class Job:
+    """A submitted job. ``record`` is its state as last read; ``refresh()`` reads it again."""
+
+    def __init__(self, client: Client, record: dict):
+        self.client, self.record = client, record
+        self.id: str = record["id"]
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, status={self.status!r})"
+
+    @property
+    def status(self) -> str:
+        """``queued``, ``started``, ``finished``, ``failed`` or ``canceled``, as last read."""
+        return self.record["status"]
+
+    def refresh(self, wait: int | None = None) -> dict:
+        """Read the job again; with ``wait`` (1-60 s), once it has ended or after ``wait``."""
+        params = {"wait": wait} if wait else None
+        timeout = TIMEOUT + (wait or 0)
+        self.record = self.client._call(
+            "get_job", {"job_id": self.id}, params=params, timeout=timeout
+        ).json()
+        return self.record
+
+    def cancel(self) -> dict:
+        """Ask the service to cancel the job (a started one stops at its next epoch)."""
+        self.record = self.client._call("cancel_job", {"job_id": self.id}).json()
+        return self.record
+
+    def events(
+        self, last_event_id: str | None = None, deadline: float | None = None
+    ) -> Iterator[tuple[str, dict]]:
+        """``(event, data)`` pairs from the job's SSE stream until its final status.
+
+        A cut stream is reopened with ``Last-Event-ID``, so no history row is missed or
+        repeated. Raises ``TimeoutError`` past ``deadline`` (a ``time.monotonic()`` value).
+        """
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                response = self.client._call(
+                    "job_events",
+                    {"job_id": self.id},
+                    headers=headers,
+                    stream=True,
+                    timeout=(TIMEOUT, _read_timeout(deadline)),
+                )
+                with response:
+                    for event in parse(lines(response.iter_content(None))):
+                        last_event_id = event.id if event.id is not None else last_event_id
+                        data = json.loads(event.data)
+                        yield event.event, data
+                        if event.event == "status" and data["status"] in FINAL_STATUSES:
+                            return
+                        _check(deadline)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                pass  # cut (e.g. the API process restarting): reconnect from last_event_id
+            _check(deadline)
+            time.sleep(RECONNECT_DELAY)
+
+    def wait(self, progress: bool = False, timeout: float | None = None) -> dict:
+        """Block until the job has ended; its final record.
+
+        Follows the SSE stream; if the service cannot stream (503: too many followers), long
+        polls ``GET /v1/jobs/{id}?wait=`` instead. ``progress`` draws a one-line progress bar
+        on stderr. Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for name, data in self.events(deadline=deadline):
+                if progress and name == "progress":
+                    _draw(progress_line(data), sys.stderr)
+        except Unavailable:
+            self._poll(deadline)
+        finally:
+            if progress:
+                sys.stderr.write("\n")
+        return self.refresh()
+
+    def _poll(self, deadline: float | None) -> None:
+        """Long poll until the job has ended."""
+        while self.refresh()["status"] not in FINAL_STATUSES:
+            _check(deadline)
+            left = LONG_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                self.refresh(wait=max(1, min(LONG_POLL_SECONDS, int(left))))
+            except Unavailable as error:
+                time.sleep(min(error.retry_after, MAX_RETRY_SLEEP))
+
+    def history(self) -> Any:
+        """Every epoch's ``{epoch, loss, val_loss?, <metric>...}`` as columns.
+
+        A pandas DataFrame when pandas is installed, else a dict of lists.
+        """
+        columns: dict[str, list] = {}
+        offset = 0
+        while True:
+            response = self.client._call(
+                "job_history", {"job_id": self.id}, params={"offset": offset}
+            )
+            page = response.json()
+            for name, values in page.items():
+                columns.setdefault(name, []).extend(values)
+            offset += len(page.get("epoch", []))
+            if "next" not in response.links or not page.get("epoch"):
+                break
+        try:
+            import pandas
+        except ImportError:
+            return columns
+        return pandas.DataFrame(columns)
+
+    def model(self) -> Model:
+        """The model this job trained (it must have finished)."""
+        model_id = self.record.get("model_id") or self.refresh().get("model_id")
+        if not model_id:
+            raise ValueError(f"Job {self.id} has no model (status {self.status}).")
+        return self.client.model(model_id)
+
+
+class Model:
+    """A trained model; ``info`` holds its spec, metrics and parameter count."""
+
+    def __init__(self, client: Client, info: dict):
+        self.client, self.info = client, info
+        self.id: str = info["id"]
+
+    def __repr__(self) -> str:
+        return f"Model({self.id!r})"
+
+    def predict(self, rows: Any) -> dict:
+        """``{"outputs": [[...]], "labels"?: [...]}`` for ``rows`` (a list or a 2-D array)."""
+        return self.client._call(
+            "predict", {"model_id": self.id}, json={"inputs": _plain(rows)}
+        ).json()
+
+    def download(self, path: str | os.PathLike, format: str = "npz") -> str:
+        """Write the weights to ``path`` as ``npz`` (W0, b0, ...) or ``onnx``; the path."""
+        if format == "npz":
+            route, params = "model_weights", {"format": "npz"}
+        elif format == "onnx":
+            route, params = "model_onnx", None
+        else:
+            raise ValueError(f"format must be 'npz' or 'onnx', not {format!r}")
+        response = self.client._call(route, {"model_id": self.id}, params=params, stream=True)
+        with response, open(path, "wb") as out:
+            for chunk in response.iter_content(1 << 16):
+                out.write(chunk)
+        return os.fspath(path)
+
+
+class Dataset:
+    """An uploaded dataset; ``info`` holds rows, columns, outputs, dtype and sha256."""
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.id: str = info["id"]
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.id!r})"
+
+
+def progress_line(progress: dict) -> str:
+    """``epoch 12/100 [###.......] loss 0.1234 eta 3s`` for a ``progress`` event."""
+    epoch, epochs = progress.get("epoch") or 0, progress.get("epochs") or 0
+    filled = int(20 * epoch / epochs) if epochs else 0
+    loss, eta = progress.get("loss"), progress.get("eta_seconds")
+    text = f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (20 - filled)}]"
+    if loss is not None:
+        text += f" loss {loss:.6g}"
+    if progress.get("val_loss") is not None:
+        text += f" val_loss {progress['val_loss']:.6g}"
+    if eta is not None:
+        text += f" eta {eta:.1f}s"
+    return text
+
+
+def _draw(line: str, stream: TextIO) -> None:
+    stream.write("\r" + line.ljust(79))
+    stream.flush()
+
+
+def _read_timeout(deadline: float | None) -> float:
+    if deadline is None:
+        return STREAM_READ_TIMEOUT
+    return max(1.0, min(STREAM_READ_TIMEOUT, deadline - time.monotonic()))
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError("The job did not end before the timeout.")
+
+
+def _plain(value: Any) -> Any:
+    """Lists for JSON: ndarrays and DataFrames are converted, lists pass through."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _dataset_payload(data: Any) -> tuple[str, bytes]:
+    """The content type and bytes of an upload (see ``Client.upload_dataset``)."""
+    if isinstance(data, str | os.PathLike):
+        path = os.fspath(data)
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in (".csv", ".npy", ".npz"):
+            raise ValueError(f"{path}: a dataset file is .csv, .npy or .npz")
+        with open(path, "rb") as handle:
+            payload = handle.read()
+        return ("text/csv" if suffix == ".csv" else "application/octet-stream"), payload
+    if hasattr(data, "to_csv"):  # a pandas DataFrame
+        return "text/csv", data.to_csv(index=False).encode()
+    import numpy
+
+    buffer = io.BytesIO()
+    if isinstance(data, tuple) and len(data) == 2:
+        numpy.savez(buffer, X=numpy.asarray(data[0]), y=numpy.asarray(data[1]))
+    else:
+        numpy.save(buffer, numpy.asarray(data), allow_pickle=False)
+    return "application/octet-stream", buffer.getvalue()
+
+
+__all__ = ["ApiError", "Client", "Dataset", "Event", "Job", "Model", "ROUTES", "progress_line"]

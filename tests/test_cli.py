@@ -1,0 +1,167 @@
+"""The ``backprop`` CLI as a subprocess against the live stack."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
+from tests.support.live import Api
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 60  # seconds a CLI run may take before the test gives up (not a timing assertion)
+DIVERGING_JOB = {
+    "network": {
+        "layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}],
+        "seed": 1,
+    },
+    "training": {
+        "loss": "mse",
+        "optimizer": {"name": "sgd", "learning_rate": 9.0},
+        "epochs": 500,
+        "batch_size": None,
+    },
+    "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
+}
+
+
+def environment(url: str) -> dict:
+    """This environment with the CLI's URL, the client importable and no proxy."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return {**env, "BACKPROP_URL": url, "PYTHONPATH": str(ROOT / "client")}
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python -m backprop_client *args``; its result, with text output."""
+    command = [sys.executable, "-m", "backprop_client", *args]
+    return subprocess.run(
+        command, env=environment(url), capture_output=True, text=True, timeout=DEADLINE
+    )
+
+
+def job_file(tmp_path: Path, job: dict) -> str:
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    return str(path)
+
+
+def test_submit_wait_shows_progress_and_exits_0(live_server, start_worker, tmp_path):
+    start_worker()
+    job = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epochs": 300}}
+    result = cli(live_server, "submit", job_file(tmp_path, job), "--wait")
+    assert result.returncode == 0, result.stderr
+    job_id, outcome = result.stdout.split("\n")[:2]
+    record = requests.get(f"{live_server}/v1/jobs/{job_id}", timeout=10).json()
+    assert record["status"] == "finished"
+    assert outcome == f"finished: model {record['model_id']}"
+    assert "epoch 300/300 [####################] loss " in result.stderr
+
+
+def test_a_failed_job_exits_1_with_its_error(live_server, start_worker, tmp_path):
+    start_worker()
+    result = cli(live_server, "submit", job_file(tmp_path, DIVERGING_JOB), "--wait")
+    assert result.returncode == 1
+    assert "failed: diverged: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_invalid_job_prints_the_field_errors_and_exits_2(live_server, tmp_path):
+    job = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epoch": 3}}
+    result = cli(live_server, "submit", job_file(tmp_path, job))
+    assert result.returncode == 2
+    assert "error 422: " in result.stderr
+    assert "  training.epoch: Unknown field." in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_unknown_job_exits_1_with_the_servers_message(live_server):
+    result = cli(live_server, "jobs", "show", "0" * 32)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error 404: ") and "Traceback" not in result.stderr
+
+
+def test_jobs_ls_is_a_table_filtered_by_status(live_server, tmp_path):
+    path = job_file(tmp_path, LONG_JOB)  # no worker: both stay queued
+    ids = [cli(live_server, "submit", path).stdout.strip() for _ in range(2)]
+    lines = cli(live_server, "jobs", "ls").stdout.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "EPOCH", "LOSS", "CREATED"]
+    assert [line.split()[:2] for line in lines[1:]] == [[i, "queued"] for i in reversed(ids)]
+    assert cli(live_server, "jobs", "ls", "--status", "finished").stdout.splitlines()[1:] == []
+
+
+def test_sigint_cancels_the_job_and_exits_130(live_server, start_worker, tmp_path):
+    start_worker()
+    command = [sys.executable, "-m", "backprop_client", "submit", job_file(tmp_path, LONG_JOB)]
+    with subprocess.Popen(
+        [*command, "--wait", "--cancel-on-interrupt"],
+        env=environment(live_server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # bytes: text mode would turn the progress line's \r into \n
+    ) as process:
+        follow_and_interrupt(process, live_server)
+
+
+def follow_and_interrupt(process: subprocess.Popen, live_server: str) -> None:
+    """Interrupt a ``submit --wait --cancel-on-interrupt`` once it follows its job; check it."""
+    killer = threading.Timer(DEADLINE, process.kill)  # never hang the suite
+    killer.start()
+    try:
+        job_id = process.stdout.readline().decode().strip()
+        # The first character on stderr is the progress line's: the CLI is following the job.
+        assert process.stderr.read(1) == b"\r"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=DEADLINE) == 130
+        with requests.Session() as session:
+            record = Api(live_server, session).wait_until_done(job_id)
+        assert record["status"] == "canceled"
+        stderr = process.stderr.read().decode()
+        assert f"asked the service to cancel job {job_id}" in stderr and "Traceback" not in stderr
+    finally:
+        killer.cancel()
+        process.kill()
+        process.wait()
+
+
+def model_of(url: str, job_id: str) -> str:
+    return requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()["model_id"]
+
+
+def test_logs_follow_prints_one_line_per_event(live_server, start_worker, tmp_path):
+    start_worker()
+    job = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epochs": 2000}}
+    job_id = cli(live_server, "submit", job_file(tmp_path, job)).stdout.strip()
+    result = cli(live_server, "logs", "-f", job_id)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-2:] == ["status finished", f"finished: model {model_of(live_server, job_id)}"]
+    assert all(line.startswith(("epoch ", "status ")) for line in lines[:-1])
+
+
+def test_predict_from_a_csv_equals_the_api(live_server, start_worker, tmp_path):
+    start_worker()
+    path = tmp_path / "xor.csv"
+    lines = [f"{x[0]},{x[1]},{y[0]}\n" for x, y in zip(XOR_X, XOR_Y, strict=True)]
+    path.write_text("a,b,y\n" + "".join(lines))
+    upload = cli(live_server, "datasets", "upload", str(path), "--target", "y")
+    assert upload.returncode == 0, upload.stderr
+    dataset_id = json.loads(upload.stdout)["id"]
+    job = {key: value for key, value in GOOD_JOB.items() if key != "data"}
+    job["dataset_id"] = dataset_id
+    submitted = cli(live_server, "submit", job_file(tmp_path, job), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    model_id = submitted.stdout.split()[-1]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n0,0\n1,0\n")
+    out = tmp_path / "out.csv"
+    result = cli(live_server, "predict", model_id, "--input", str(rows), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    expected = requests.post(
+        f"{live_server}/v1/models/{model_id}/predict", json={"inputs": [[0, 0], [1, 0]]}, timeout=10
+    ).json()["outputs"]
+    written = out.read_text().splitlines()
+    assert written[0] == "output_0"
+    assert [[float(cell) for cell in line.split(",")] for line in written[1:]] == expected

@@ -1,0 +1,144 @@
+"""The Python client (client/backprop_client) against the live stack."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+
+from backprop_client import Client, NotFound, ValidationError
+from backprop_client.client import ROUTES
+from backprop_client.sse import Event, lines, parse
+from tests.support.apps import serve_api
+from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
+
+OPENAPI = Path(__file__).resolve().parents[1] / "openapi.yaml"
+# GOOD_JOB, long enough for a few progress flushes.
+JOB = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epochs": 300}}
+
+
+@pytest.fixture
+def bp(live_server):
+    """A client of the live server, straight to 127.0.0.1 whatever proxy is set."""
+    session = requests.Session()
+    session.trust_env = False
+    with session:
+        yield Client(live_server, session=session)
+
+
+def columns(history) -> dict:
+    """A history as a dict of lists, whether it came as a dict or a DataFrame."""
+    return history if isinstance(history, dict) else history.to_dict("list")
+
+
+def test_every_route_the_client_calls_is_in_the_openapi_document():
+    paths = yaml.safe_load(OPENAPI.read_text())["paths"]
+    missing = [
+        (method, path)
+        for method, path in ROUTES.values()
+        if method.lower() not in paths.get(path, {})
+    ]
+    assert ROUTES and missing == []
+
+
+def test_submit_wait_and_history_equal_get_history(bp, live_server, start_worker):
+    start_worker()
+    job = bp.submit(network=JOB["network"], training=JOB["training"], X=XOR_X, y=np.array(XOR_Y))
+    assert job.status == "queued"
+    record = job.wait(timeout=60)
+    assert record["status"] == "finished" and record["model_id"]
+    expected = requests.get(f"{live_server}/v1/jobs/{job.id}/history", timeout=10).json()
+    history = columns(job.history())
+    assert history == expected and history["epoch"] == list(range(1, 301))
+
+
+def test_predict_and_download_equal_the_api(bp, live_server, start_worker, tmp_path):
+    start_worker()
+    job = bp.submit(**copy.deepcopy(GOOD_JOB))
+    job.wait(timeout=60)
+    model = job.model()
+    rows = [[0, 0], [1, 0], [0.5, 0.25]]
+    expected = requests.post(
+        f"{live_server}/v1/models/{model.id}/predict", json={"inputs": rows}, timeout=10
+    ).json()
+    assert model.predict(np.array(rows)) == expected
+    npz = np.load(model.download(tmp_path / "w.npz"))
+    weights = requests.get(f"{live_server}/v1/models/{model.id}/weights", timeout=10).json()
+    assert np.array_equal(npz["W0"], np.array(weights[0]["W"]))
+    onnx = requests.get(f"{live_server}/v1/models/{model.id}/onnx", timeout=10).content
+    assert Path(model.download(tmp_path / "m.onnx", format="onnx")).read_bytes() == onnx
+
+
+def test_a_csv_upload_trains_and_equals_the_same_arrays(bp, start_worker, tmp_path):
+    start_worker()
+    path = tmp_path / "xor.csv"
+    lines = [f"{x[0]},{x[1]},{y[0]}\n" for x, y in zip(XOR_X, XOR_Y, strict=True)]
+    path.write_text("a,b,y\n" + "".join(lines))
+    dataset = bp.upload_dataset(path, target="y")
+    assert (dataset.info["rows"], dataset.info["columns"], dataset.info["outputs"]) == (4, 2, 1)
+    # The same numbers as an in-memory .npz: the same dataset.
+    assert bp.upload_dataset((np.array(XOR_X), np.array(XOR_Y))).id == dataset.id
+    job = bp.submit(network=GOOD_JOB["network"], training=GOOD_JOB["training"], dataset=dataset)
+    record = job.wait(timeout=60)
+    assert record["status"] == "finished" and job.record["dataset_id"] == dataset.id
+
+
+def test_an_invalid_job_raises_validation_error_with_its_fields(bp):
+    training = copy.deepcopy(GOOD_JOB["training"])
+    training["optimizer"]["learning_rat"] = 0.1
+    with pytest.raises(ValidationError) as raised:
+        bp.submit(network=GOOD_JOB["network"], training=training, X=XOR_X, y=XOR_Y)
+    assert raised.value.status_code == 422
+    assert raised.value.errors == {"training.optimizer.learning_rat": ["Unknown field."]}
+
+
+def test_unknown_ids_raise_not_found(bp):
+    with pytest.raises(NotFound):
+        bp.job("0" * 32)
+    with pytest.raises(NotFound):
+        bp.model("0" * 32)
+
+
+def test_cancel_a_queued_job_and_wait_returns_it(bp):
+    job = bp.submit(**LONG_JOB)  # no worker: it stays queued until canceled
+    assert job.cancel()["status"] == "canceled"
+    assert job.wait(timeout=30)["status"] == "canceled"
+    assert [listed["id"] for listed in bp.list_jobs()[0]] == [job.id]
+
+
+@pytest.fixture
+def strict_bp(redis_url):
+    """A client of a server that refuses every stream and long poll and one submit a second."""
+    with serve_api(redis_url, EVENTS_MAX_STREAMS="0", RATE_LIMIT_SUBMIT="1/second") as url:
+        session = requests.Session()
+        session.trust_env = False
+        with session:
+            yield Client(url, session=session)
+
+
+def test_submit_retries_429_and_wait_falls_back_to_polling(strict_bp, start_worker):
+    start_worker()
+    jobs = [strict_bp.submit(**GOOD_JOB) for _ in range(2)]  # the second is told 429 first
+    assert len({job.id for job in jobs}) == 2
+    assert [listed["id"] for listed in strict_bp.list_jobs()[0]] == [jobs[1].id, jobs[0].id]
+    # The events stream answers 503 here: wait polls instead.
+    assert [job.wait(timeout=60)["status"] for job in jobs] == ["finished", "finished"]
+
+
+def test_events_resume_after_last_event_id(bp, start_worker):
+    start_worker()
+    job = bp.submit(**JOB)
+    job.wait(timeout=60)
+    events = list(job.events(last_event_id="100"))
+    history = [data for name, data in events if name == "history"]
+    assert history and history[0]["epoch"][0] == 101
+    assert [e for data in history for e in data["epoch"]] == list(range(101, 301))
+    final = {"status": "finished", "error": None, "model_id": job.record["model_id"]}
+    assert events[-1] == ("status", final)
+
+
+def test_the_sse_parser_joins_chunks_and_skips_comments():
+    chunks = [b"event: progress\r", b'\nid: 7\ndata: {"a":', b' "\xe2\x80\xa8"}\n\n: hb\n\n']
+    assert list(parse(lines(chunks))) == [Event("progress", "7", '{"a": "\u2028"}')]
