@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
@@ -165,3 +166,15 @@ def test_predict_from_a_csv_equals_the_api(live_server, start_worker, tmp_path):
     written = out.read_text().splitlines()
     assert written[0] == "output_0"
     assert [[float(cell) for cell in line.split(",")] for line in written[1:]] == expected
+
+
+@pytest.mark.slow  # a fresh venv and a package build
+def test_pip_install_of_the_client_directory_gives_the_cli(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT / "client")]
+    subprocess.run(pip, check=True, timeout=600)
+    shown = subprocess.run(
+        [str(venv / "bin" / "backprop"), "--help"], capture_output=True, text=True, check=True
+    )
+    assert "submit" in shown.stdout and "datasets" in shown.stdout
