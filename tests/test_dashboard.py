@@ -129,6 +129,10 @@ def test_a_submitted_job_is_listed_and_its_chart_grows_while_it_trains(
     tab.goto(f"{live_server}/#/jobs")
     row = tab.locator(f'tr[data-job="{job_id}"]')
     expect(row.locator("td.status")).to_have_text("queued")
+    tab.get_by_label("Status").select_option("started")
+    expect(tab.get_by_text("No jobs on this page with that status.")).to_be_visible()
+    expect(row).to_have_count(0)
+    tab.get_by_label("Status").select_option("queued")
     row.get_by_role("link", name=job_id).click()
     expect(tab.locator("#job-status")).to_have_text("queued")
 
@@ -231,8 +235,12 @@ def test_with_keys_the_page_asks_once_and_another_tenants_job_is_not_found(
         alices = submit(base, job, **bearer("alice"))
 
         tab.goto(f"{base}/")
-        tab.get_by_label("API key").fill("bob-key")
-        tab.get_by_role("button", name="Use this key").click()
+        expect(tab.get_by_label("API key")).to_be_focused()  # keyboard only, from here
+        tab.keyboard.type("wrong-key")
+        tab.keyboard.press("Enter")
+        expect(tab.get_by_role("alert")).to_have_text("That key was refused.")
+        tab.keyboard.type("bob-key")
+        tab.keyboard.press("Enter")
         expect(tab.locator("#jobs")).to_be_visible()
         expect(tab.get_by_text("No jobs on this page.")).to_be_visible()  # not Alice's
         tab.reload()
@@ -245,9 +253,13 @@ def test_with_keys_the_page_asks_once_and_another_tenants_job_is_not_found(
         tab.get_by_label("API key").fill("alice-key")
         tab.get_by_role("button", name="Use this key").click()
         expect(tab.locator("#job-status")).to_have_text("queued")
+        tab.get_by_role("button", name="Cancel job").click()
+        expect(tab.locator("#job-status")).to_have_text("canceled")
+        stored = requests.get(f"{base}/v1/jobs/{alices}", headers=bearer("alice"), timeout=10)
+        assert stored.json()["status"] == "canceled"
         assert tab.evaluate("sessionStorage.getItem('backprop.apiKey')") == "alice-key"
         assert not any("-key" in url for url in watched.urls)  # never in a URL
-        watched.assert_clean(expected_statuses=(404,))
+        watched.assert_clean(expected_statuses=(401, 404))
 
 
 def test_the_api_docs_are_served_from_the_repository(live_server, page):
@@ -256,3 +268,20 @@ def test_the_api_docs_are_served_from_the_repository(live_server, page):
     expect(tab.get_by_text("backprop training service").first).to_be_visible()
     expect(tab.get_by_text("/v1/jobs/{job_id}/events").first).to_be_attached()
     watched.assert_clean()
+
+
+def test_the_pages_fit_a_phone(live_server, browser):
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    try:
+        tab = context.new_page()
+        watched = Watched(tab)
+        submit(live_server, {**ARTICLE_JOB, "training": {**ARTICLE_JOB["training"], "epochs": 5}})
+        for route in ("#/jobs", "#/datasets"):
+            tab.goto(f"{live_server}/{route}")
+            expect(tab.locator("main h1")).to_be_visible()
+            expect(tab.locator("main h1")).to_be_in_viewport()
+            # Nothing wider than the screen: the page never scrolls sideways.
+            assert tab.evaluate("document.documentElement.scrollWidth") <= 360, route
+        watched.assert_clean()
+    finally:
+        context.close()

@@ -9,6 +9,7 @@
   const main = document.getElementById("main");
   let config = { auth: false };
   let cleanup = []; // stops a page's timers and streams when the route changes
+  let refused = false; // the last key was answered 401
 
   // ---- DOM helpers -------------------------------------------------------------------------
   function el(tag, attrs, ...children) {
@@ -59,6 +60,7 @@
     const response = await fetch(path, opts);
     if (response.status === 401 && config.auth) {
       sessionStorage.removeItem(KEY);
+      refused = true;
       route();
     }
     const type = response.headers.get("Content-Type") || "";
@@ -148,6 +150,7 @@
         onsubmit: (event) => {
           event.preventDefault();
           sessionStorage.setItem(KEY, input.value);
+          refused = false;
           route();
         },
       },
@@ -158,6 +161,7 @@
     show(
       el("h1", { text: "API key" }),
       el("p", { text: "This service needs an API key. It is kept in this tab only." }),
+      refused ? el("p", { class: "error", role: "alert", text: "That key was refused." }) : null,
       form,
     );
     input.focus();
