@@ -282,6 +282,8 @@ def test_the_pages_fit_a_phone(live_server, browser):
             expect(tab.locator("main h1")).to_be_in_viewport()
             # Nothing wider than the screen: the page never scrolls sideways.
             assert tab.evaluate("document.documentElement.scrollWidth") <= 360, route
+        tab.goto(f"{live_server}/#/jobs")
+        expect(tab.locator("td.status")).to_be_in_viewport(ratio=1)  # no sideways scrolling
         watched.assert_clean()
     finally:
         context.close()

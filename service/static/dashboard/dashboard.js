@@ -246,7 +246,7 @@
     });
     return el(
       "tr", { "data-job": job.id },
-      el("td", null, el("a", { href: "#/jobs/" + job.id, text: job.id })),
+      el("td", { class: "job" }, el("a", { href: "#/jobs/" + job.id, title: job.id, text: job.id })),
       el("td", { class: "status", text: job.status }),
       el("td", null, bar),
       el("td", { class: "num", text: fmtNum(p.loss) }),
