@@ -212,7 +212,8 @@
       note,
       pager,
     );
-    async function load() {
+    async function load(auto) {
+      if (auto === true && document.hidden) return; // no polling from a tab nobody looks at
       const query = new URLSearchParams({ limit: "20" });
       if (cursor) query.set("cursor", cursor);
       let page;
@@ -235,7 +236,7 @@
       }
     }
     load();
-    const timer = setInterval(load, 2000);
+    const timer = setInterval(() => load(true), 2000);
     cleanup.push(() => clearInterval(timer));
   }
   function jobRow(job) {
