@@ -6,6 +6,7 @@ from flask_smorest import abort
 from . import (
     auth,
     bodies,
+    dashboard,
     datasets,
     endpoints,
     errors,
@@ -31,13 +32,17 @@ OPENAPI = {
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
+    # API docs at /docs: flask-smorest's ReDoc page, its script served from the repository.
+    "OPENAPI_REDOC_PATH": "docs",
+    "OPENAPI_REDOC_URL": "/static/vendor/redoc/redoc.standalone.js",
 }
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then ``test_config``."""
-    app = Flask(__name__)
+    # No Flask static route: the dashboard blueprint serves service/static/, open to all.
+    app = Flask(__name__, static_folder=None)
     app.config.update(OPENAPI)
     app.config.update(from_env())
     if test_config:
@@ -64,6 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register_converter(ids.IdConverter, ids.param_schema)
     for module in (health, jobs, models, datasets, webhooks, metrics):
         api.register_blueprint(module.blp)
+    app.register_blueprint(dashboard.bp)  # the page at /, its assets; not in the OpenAPI doc
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc
     # The predict view parses its body by hand (the hot path) and refers to this by name.
     api.spec.components.schema("PredictRequest", schema=schemas.PredictRequestSchema)

@@ -30,7 +30,8 @@ def test_the_service_declares_what_it_listed_before(redis_url):
 
     probes = {"health.Health", "health.Ready", "inference.ServerLive", "inference.ServerReady"}
     docs = {"api-docs.openapi_json", "api-docs.openapi_redoc", "api-docs.openapi_swagger_ui"}
-    assert declared(app, endpoints.OPEN) == probes | docs | {"api-docs.openapi_rapidoc"}
+    page = {"dashboard.page", "dashboard.config", "dashboard.static", "dashboard.favicon"}
+    assert declared(app, endpoints.OPEN) == probes | docs | {"api-docs.openapi_rapidoc"} | page
     raw = {"datasets.Datasets", "inference.ModelInfer", "webhooks.WebhookSecret"}  # no body
     assert declared(app, endpoints.RAW_BODY) == raw
     # No module-level lists left for a view to add itself to at import time.
