@@ -175,7 +175,7 @@ OTHER_ERRORS = [
     ("PUT", "/v1/jobs", {"json": GOOD_JOB}, 405),
     ("GET", f"/v1/models/{'0' * 32}/predict", {}, 405),
     ("GET", "/v1/nothing", {}, 404),
-    ("GET", "/", {}, 404),
+    ("GET", "/no-such-page", {}, 404),
     ("POST", "/v3/jobs", {"json": GOOD_JOB}, 404),
     ("GET", "/v1/jobs/no-such-job", {}, 404),
     ("GET", "/v1/models/no-such-model/weights", {}, 404),

@@ -174,14 +174,18 @@ def test_make_run_writes_one_json_object_per_line_with_the_ids(tmp_path):
         "VAR_DIR": str(tmp_path / "var"),
         "PYTHONPATH": str(ROOT),
     }
-    process = subprocess.Popen(
-        [sys.executable, "scripts/run.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # To a file, not a pipe: nobody reads a pipe until the end, and a full one would block the
+    # supervisor's relay, then its children.
+    log_path = tmp_path / "run.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers_ok(f"{base}/readyz"), 60, process, "make run")
@@ -190,7 +194,8 @@ def test_make_run_writes_one_json_object_per_line_with_the_ids(tmp_path):
         assert requests.get(f"{base}/healthz", timeout=10).headers["X-Request-ID"]
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
+    output = log_path.read_text()
     assert process.returncode == 0, output[-3000:]
 
     lines = json_lines(output)
