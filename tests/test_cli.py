@@ -11,24 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
+from tests.support.jobs import DIVERGING_JOB, GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
 from tests.support.live import Api
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 60  # seconds a CLI run may take before the test gives up (not a timing assertion)
-DIVERGING_JOB = {
-    "network": {
-        "layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}],
-        "seed": 1,
-    },
-    "training": {
-        "loss": "mse",
-        "optimizer": {"name": "sgd", "learning_rate": 9.0},
-        "epochs": 500,
-        "batch_size": None,
-    },
-    "data": {"X": [[1, 2], [3, 4], [5, 6], [7, 8]], "y": [[100], [200], [300], [400]]},
-}
 
 
 def environment(url: str) -> dict:
