@@ -23,10 +23,7 @@ The last line is
 import asyncio
 import json
 import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +31,7 @@ import httpx
 import numpy as np
 from httpx_sse import aconnect_sse
 
-from bench.serve import DURATION, REPEATS, post_script, predict_url, serving, train_model, wrk
+from bench.serve import DURATION, REPEATS, warm_predict_stack, wrk
 
 STREAMS = int(os.environ.get("BENCH_STREAMS", "100"))
 FINAL = ("finished", "failed", "canceled")
@@ -190,12 +187,7 @@ async def run(base: str, predict: str, script: Path) -> str:
 
 
 def main() -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("bench-events needs wrk: apt-get install wrk")
-    with serving() as base, tempfile.TemporaryDirectory() as tmp:
-        predict = predict_url(base, train_model(base))
-        script = post_script(Path(tmp))
-        wrk(predict, "4", script)  # warm-up: model caches, connections
+    with warm_predict_stack("bench-events") as (base, predict, script):
         line = asyncio.run(run(base, predict, script))
     print(line)
 

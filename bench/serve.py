@@ -136,13 +136,24 @@ def post_script(directory: Path) -> Path:
     return script
 
 
-def main() -> None:
+@contextmanager
+def warm_predict_stack(bench: str):
+    """The stack serving a trained model, warmed up: yields ``(base, predict URL, wrk script)``.
+
+    Args:
+        bench: the benchmark's name, for the message when wrk is missing.
+    """
     if shutil.which("wrk") is None:
-        sys.exit("bench-serve needs wrk: apt-get install wrk")
+        sys.exit(f"{bench} needs wrk: apt-get install wrk")
     with serving() as base, tempfile.TemporaryDirectory() as tmp:
         predict = predict_url(base, train_model(base))
         script = post_script(Path(tmp))
         wrk(predict, LOAD_CONNECTIONS, script)  # warm-up: model caches, connections
+        yield base, predict, script
+
+
+def main() -> None:
+    with warm_predict_stack("bench-serve") as (base, predict, script):
         runs = {"latency": [], "predict": [], "bare": []}
         for _ in range(REPEATS):
             runs["latency"].append(wrk(predict, LATENCY_CONNECTIONS, script))
