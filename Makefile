@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: help run test test-fast lint format bench bench-serve bench-events openapi openapi-check lock clean
+.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-data openapi openapi-check lock clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -64,6 +64,10 @@ bench-serve: $(STAMP)  ## prediction latency and throughput under wrk
 bench-events: $(TEST_STAMP)  ## SSE followers of a running job: lag and predict latency
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.events
+
+# A 94 MB CSV read by pandas.read_csv, by our parser and through POST /v1/datasets, interleaved.
+bench-data: $(BENCH_STAMP)  ## CSV ingestion against pandas.read_csv: throughput and peak memory
+	$(BIN)/python -m bench.data
 
 openapi: $(STAMP)  ## regenerate openapi.yaml from the code
 	$(BIN)/python -m service.openapi > openapi.yaml.tmp

@@ -1,4 +1,4 @@
-"""Reading uploaded datasets: CSV streamed into growing arrays, and NPY and NPZ files.
+"""Reading uploaded datasets: CSV (pyarrow, checked by an exact parser), NPY and NPZ files.
 
 Plain functions over binary file objects (a request's stream, an open file), so that they can
 be tested, and their memory measured, without a request. Each returns ``(X, y)``: 2-D arrays
@@ -16,6 +16,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+try:
+    # Freed chunks go back to the system at once, not a second later: the upload's peak
+    # memory is then its arrays and about one chunk.
+    pa.jemalloc_set_decay_ms(0)
+except NotImplementedError:  # a pyarrow built without jemalloc frees through malloc
+    pass
 
 from backprop.exceptions import SpecError
 from backprop.spec import as_dtype
@@ -25,6 +34,14 @@ DTYPES = ("float64", "float32")
 BLOCK_ROWS = 4096
 # Longer lines are refused rather than read into memory whole.
 MAX_LINE_BYTES = 1 << 20
+# Bodies are spooled to disk in chunks of this size before parsing.
+SPOOL_CHUNK = 1 << 20
+# The fast CSV path parses the body in pieces of whole lines of about this size: large enough
+# for pyarrow to spread a piece over the cores, small beside the arrays it fills.
+ARROW_CHUNK_BYTES = 2 << 20
+# Arrays are first sized for this much more than the rows the first lines predict: pages
+# never written are never resident, and the shrink at the end gives the rest back.
+ROW_ESTIMATE_MARGIN = 1.05
 # A buffer that is full grows by half: the old rows stay where they are when realloc can
 # extend the block in place, and never more than a third of the final size is spare.
 GROWTH = 1.5
@@ -69,8 +86,12 @@ def split_targets(values: list[str], names: Collection[str] | None = None) -> li
 class _Rows:
     """A (rows, width) array that grows as blocks of rows are appended."""
 
-    def __init__(self, width: int, dtype: np.dtype, max_bytes: int | None):
-        self.data = np.empty((BLOCK_ROWS, width), dtype)
+    def __init__(
+        self, width: int, dtype: np.dtype, max_bytes: int | None, capacity: int = BLOCK_ROWS
+    ):
+        if max_bytes is not None:
+            capacity = min(capacity, max_bytes // max(1, width * dtype.itemsize) + 1)
+        self.data = np.empty((max(1, capacity), width), dtype)
         self.n = 0
         self.max_bytes = max_bytes
 
@@ -216,10 +237,13 @@ def read_csv(
     max_bytes: int | None = None,
     max_columns: int | None = None,
 ):
-    """Parse a CSV with a header row into ``(X, y)``, streaming.
+    """Parse a CSV with a header row into ``(X, y)``.
 
-    The text is read line by line and parsed ``BLOCK_ROWS`` rows at a time, so beside the
-    growing arrays only one block of text and numbers is held.
+    The body is spooled to a temporary file, then parsed by pyarrow's CSV reader block by
+    block into the growing arrays (``read_csv_arrow``). Anything that reader refuses, or
+    that comes out non-finite, is parsed again by ``read_csv_exact``, which is the reference:
+    it either finds the same rows (pyarrow is stricter about spaces and Python's number
+    syntax) or names the line and column at fault.
 
     Args:
         stream: a binary file object of UTF-8 text (a leading byte-order mark is skipped);
@@ -228,6 +252,122 @@ def read_csv(
         dtype: ``float64`` or ``float32``.
         max_bytes: the most bytes X and y may take together.
         max_columns: the most columns the header may name.
+
+    Raises:
+        DatasetError: naming the line and column of the first problem.
+        DatasetTooLarge: past ``max_bytes``.
+    """
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(stream, spool, SPOOL_CHUNK)
+        size = spool.tell()
+        spool.seek(0)
+        try:
+            return read_csv_arrow(spool, size, targets, dtype, max_bytes, max_columns)
+        except _NotFast:
+            spool.seek(0)
+            return read_csv_exact(spool, targets, dtype, max_bytes, max_columns)
+
+
+class _NotFast(Exception):
+    """pyarrow could not read the rows as finite numbers: let the exact parser say why."""
+
+
+def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, max_columns=None):
+    """``read_csv``'s fast path over a seekable file of ``size`` bytes.
+
+    The header is read by ``csv.reader``, as ``read_csv_exact`` reads it (the same errors).
+    The rows are cut into chunks of whole lines, ``ARROW_CHUNK_BYTES`` at most, each parsed by
+    pyarrow on all cores and copied into the arrays. So beside X and y only a chunk and its
+    table are held: the arrays are sized from the file's bytes per line up front (pages never
+    written are never resident) and shrunk at the end.
+
+    Raises:
+        _NotFast: pyarrow refused a chunk, a line is longer than ``MAX_LINE_BYTES``, or a value
+            is not finite (in ``dtype``).
+    """
+    dtype = np.dtype(dtype)
+    lines = _Lines(spool)
+    reader = csv.reader(lines, strict=True)
+    try:
+        names, y_cols, x_cols = _header(reader, lines, targets, max_columns)
+    except csv.Error:
+        raise _NotFast from None
+    capacity = _estimate_rows(spool, size - spool.tell())
+    X = _Rows(len(x_cols), dtype, max_bytes, capacity)
+    y = _Rows(len(y_cols), dtype, max_bytes, capacity)
+    columns = [f"c{i}" for i in range(len(names))]
+    options = {
+        "read_options": pa_csv.ReadOptions(column_names=columns),
+        "parse_options": pa_csv.ParseOptions(newlines_in_values=False),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.float64()),
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+    for chunk in _line_chunks(spool):
+        try:
+            table = pa_csv.read_csv(pa.py_buffer(chunk), **options)
+        except pa.ArrowException:
+            raise _NotFast from None
+        for buffer, cols in ((X, x_cols), (y, y_cols)):
+            block = np.column_stack([table.column(i).to_numpy() for i in cols])
+            if not np.isfinite(block).all():
+                raise _NotFast
+            stored = buffer.append(block)
+            if dtype != np.float64 and not np.isfinite(stored).all():
+                raise _NotFast
+    if X.n == 0:
+        raise DatasetError("body", "The CSV has a header but no rows.")
+    X_out, y_out = X.finish(), y.finish()
+    if max_bytes is not None and X_out.nbytes + y_out.nbytes > max_bytes:
+        raise DatasetTooLarge(max_bytes)
+    return X_out, y_out
+
+
+def _line_chunks(spool):
+    """The rest of ``spool`` in pieces of whole lines, about ``ARROW_CHUNK_BYTES`` each
+    (views, not copies).
+
+    Raises:
+        _NotFast: a line is longer than ``MAX_LINE_BYTES``.
+    """
+    rest = b""
+    while data := spool.read(ARROW_CHUNK_BYTES):
+        if rest:
+            data = rest + data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if len(rest) > MAX_LINE_BYTES:
+            raise _NotFast
+        if cut:
+            yield memoryview(data)[:cut]
+    if rest:
+        yield rest
+
+
+def _estimate_rows(spool, remaining: int) -> int:
+    """Rows in the ``remaining`` bytes of ``spool``, from the lines of its next 64 KiB."""
+    start = spool.tell()
+    sample = spool.read(1 << 16)
+    spool.seek(start)
+    newlines = sample.count(b"\n")
+    if not newlines:
+        return BLOCK_ROWS
+    return int(remaining / (len(sample) / newlines) * ROW_ESTIMATE_MARGIN) + 1
+
+
+def read_csv_exact(
+    stream,
+    targets: list[str],
+    dtype: str = "float64",
+    max_bytes: int | None = None,
+    max_columns: int | None = None,
+):
+    """``read_csv`` in Python's ``csv`` module, line by line: slower, and exact about where
+    a problem is. The text is parsed ``BLOCK_ROWS`` rows at a time, so beside the growing
+    arrays only one block of text and numbers is held.
 
     Raises:
         DatasetError: naming the line and column of the first problem.

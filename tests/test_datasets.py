@@ -7,15 +7,15 @@ test runs gunicorn and an rq worker subprocess.
 
 import io
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
 import requests
 
 import store
+from bench.data import run_one
 from service import create_app
-from service.dataset_formats import read_csv
+from service.dataset_formats import DatasetError, read_csv, read_csv_exact
 from tests.support.checks import assert_error, stored_keys
 from tests.support.jobs import GOOD_JOB, SOFTMAX_JOB, edited
 from workers.tasks import train_job
@@ -572,8 +572,12 @@ def test_train_from_an_uploaded_csv_and_predict_original_labels(
 MEMORY_ROWS, MEMORY_COLUMNS = 200_000, 32
 
 
-@pytest.mark.slow  # 200,000 rows parsed under tracemalloc
-def test_streaming_csv_parse_stays_under_three_times_the_dataset(tmp_path):
+@pytest.mark.slow  # 200,000 rows parsed in a process of its own
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_csv_parse_peak_memory_is_at_most_one_and_a_half_times_the_arrays(tmp_path, dtype):
+    """The resident set's growth during the parse, sampled from another thread, after a
+    warm-up parse (as a server process has done before its second upload): arrays held by
+    pyarrow's allocator count too, which tracemalloc would not see."""
     path = tmp_path / "big.csv"
     rng = np.random.default_rng(0)
     with path.open("w") as out:
@@ -581,18 +585,55 @@ def test_streaming_csv_parse_stays_under_three_times_the_dataset(tmp_path):
         for _ in range(MEMORY_ROWS // 20_000):
             block = rng.standard_normal((20_000, MEMORY_COLUMNS + 1)).astype(np.float32)
             np.savetxt(out, block, delimiter=",", fmt="%.7g")
-    with path.open("rb") as stream:
-        tracemalloc.start()
+    measured = run_one("ours", path, dtype)
+    print(f"csv parse, {dtype}: peak {measured['peak_ratio']:.2f}x the arrays")
+    assert measured["peak_ratio"] <= 1.5, measured
+
+
+# Cells on which pyarrow and Python's float() may disagree: the fast path must give what the
+# exact parser gives, or leave the file to it.
+TRICKY_CELLS = [
+    "1",
+    "-2.5",
+    "+3",
+    ".5",
+    "5.",
+    "1e3",
+    "1E-3",
+    " 2 ",
+    "1_000",
+    "0x10",
+    "infinity",
+    "-inf",
+    "NaN",
+    "nan",
+    "",
+    "NA",
+    "null",
+    "1e400",
+    "1e39",
+    '"4"',
+    '" 4"',
+    "١",
+    "1,5",
+    "true",
+    "4e",
+    "--1",
+    "0001",
+    "-0",
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", TRICKY_CELLS)
+def test_fast_and_exact_csv_parsers_agree(cell, dtype):
+    text = f"a,y\n1,2\n{cell},3\n7,8\n".encode()
+
+    def outcome(read):
         try:
-            X, y = read_csv(stream, ["y"], "float32")
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-    assert X.shape == (MEMORY_ROWS, MEMORY_COLUMNS) and y.shape == (MEMORY_ROWS, 1)
-    assert X.dtype == y.dtype == np.float32
-    dataset_bytes = X.nbytes + y.nbytes
-    ratio = peak / dataset_bytes
-    print(
-        f"csv parse: peak {peak / 2**20:.1f} MiB for {dataset_bytes / 2**20:.1f} MiB, {ratio:.2f}x"
-    )
-    assert ratio < 3, ratio
+            X, y = read(io.BytesIO(text), ["y"], dtype)
+        except DatasetError as exc:
+            return "error", exc.field, exc.message
+        return "ok", X.dtype, X.tobytes(), y.tobytes()
+
+    assert outcome(read_csv) == outcome(read_csv_exact)
