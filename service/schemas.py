@@ -268,6 +268,36 @@ class CallbackSchema(Schema):
     )
 
 
+# A job's labels; the bounds are store.labels's, which the validators below apply in full.
+def _name_field(**kwargs) -> fields.String:
+    return fields.String(
+        validate=validate.Length(1, labels.NAME_MAX_LENGTH),
+        metadata={"description": "What you call the job; GET /v1/jobs?name= finds it by prefix."},
+        **kwargs,
+    )
+
+
+def _tags_field(**kwargs) -> fields.List:
+    return fields.List(
+        fields.String(validate=validate.Length(1, labels.TAG_MAX_LENGTH)),
+        validate=validate.Length(max=labels.MAX_TAGS),
+        metadata={"description": "Short labels; GET /v1/jobs?tag= finds jobs by them."},
+        **kwargs,
+    )
+
+
+def _metadata_field(**kwargs) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.Length(1, labels.METADATA_KEY_MAX_LENGTH)),
+        validate=validate.Length(max=labels.METADATA_MAX_KEYS),
+        metadata={
+            "description": "A flat object: values strings, numbers, booleans or null, at most "
+            f"{labels.METADATA_MAX_BYTES} bytes as JSON."
+        },
+        **kwargs,
+    )
+
+
 class JobCreateSchema(Schema):
     """A training job: network, training settings, and data inline or as a dataset id."""
 
@@ -302,23 +332,9 @@ class JobCreateSchema(Schema):
         },
     )
 
-    name = fields.String(
-        metadata={"description": f"What you call the job: 1 to {labels.NAME_MAX_LENGTH} chars."}
-    )
-    tags = fields.List(
-        fields.String(),
-        metadata={
-            "description": f"At most {labels.MAX_TAGS} tags of 1 to {labels.TAG_MAX_LENGTH} "
-            "characters; GET /v1/jobs?tag= finds jobs by them."
-        },
-    )
-    metadata = fields.Dict(
-        keys=fields.String(),
-        metadata={
-            "description": f"A flat object: at most {labels.METADATA_MAX_KEYS} keys, values "
-            f"strings, numbers, booleans or null, {labels.METADATA_MAX_BYTES} bytes as JSON."
-        },
-    )
+    name = _name_field()
+    tags = _tags_field()
+    metadata = _metadata_field()
 
     @validates_schema
     def labels_in_bounds(self, data, **kwargs):
@@ -390,9 +406,9 @@ def _check_labels(data: dict) -> None:
 class JobPatchSchema(Schema):
     """PATCH /v1/jobs/{id}: the labels to change; null clears one."""
 
-    name = fields.String(allow_none=True)
-    tags = fields.List(fields.String(), allow_none=True)
-    metadata = fields.Dict(keys=fields.String(), allow_none=True)
+    name = _name_field(allow_none=True)
+    tags = _tags_field(allow_none=True)
+    metadata = _metadata_field(allow_none=True)
 
     @validates_schema
     def labels_in_bounds(self, data, **kwargs):
