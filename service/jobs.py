@@ -9,7 +9,7 @@ from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
 
 import store
-from store import FINAL_STATUSES, JobRecord, JobStatus, job_view
+from store import FINAL_STATUSES, JobRecord, JobStatus, job_view, search
 
 from . import events, submission
 from .auth import PUBLIC, current_tenant
@@ -30,10 +30,12 @@ from .schemas import (
     HistoryQuerySchema,
     HistorySchema,
     JobCreateSchema,
-    JobListQuerySchema,
     JobListSchema,
+    JobPatchSchema,
     JobQuerySchema,
     JobSchema,
+    JobSearchQuerySchema,
+    JobSpecSchema,
     SubmitHeadersSchema,
     SubmitQuerySchema,
 )
@@ -51,20 +53,36 @@ def get_or_404(job_id: str) -> JobRecord:
 
 @blp.route("")
 class Jobs(MethodView):
-    @blp.arguments(JobListQuerySchema, location="query")
+    @blp.arguments(JobSearchQuerySchema, location="query")
     @blp.response(200, JobListSchema)
     @blp.alt_response(
-        422, schema=ErrorSchema, description="A bad limit or cursor, or a cursor naming no job."
+        422, schema=ErrorSchema, description="A bad limit, filter or cursor, or an unknown cursor."
     )
     def get(self, args):
-        """List your jobs (an admin: everyone's), newest first."""
+        """List or search your jobs (an admin: everyone's), newest first by default.
+
+        Filters combine (all must hold). A page costs Redis work bounded by ``limit``, not by
+        your number of jobs; with selective filters a page may hold fewer than ``limit`` jobs
+        and still a ``next_cursor``: follow it until it is null.
+        """
         tenant = current_tenant()
+        query = search.Query(
+            status=args.get("status"),
+            tags=tuple(args.get("tag") or ()),
+            name=args.get("name"),
+            dataset_id=args.get("dataset_id"),
+            sweep_id=args.get("sweep_id"),
+            created_after=_seconds(args.get("created_after")),
+            created_before=_seconds(args.get("created_before")),
+            sort=args["sort"],
+        )
         try:
-            records, cursor = store.list_jobs(
+            records, cursor = search.search(
                 redis_conn(),
+                None if tenant.admin else tenant.name,
+                query,
                 args["limit"],
                 args.get("cursor"),
-                None if tenant.admin else tenant.name,
             )
         except KeyError:
             abort(422, message="Unknown cursor.", errors={"cursor": ["Names no job."]})
@@ -105,6 +123,10 @@ class Jobs(MethodView):
             message = None if exc.errors else exc.message
             abort(status, message=message, errors=exc.errors, headers=headers)
         return created(record)
+
+
+def _seconds(when) -> float | None:
+    return None if when is None else when.timestamp()
 
 
 # How the API answers each refusal of a submission: status and headers.
@@ -156,6 +178,33 @@ class Job(MethodView):
             return job_view(store.get_job(conn, job_id))
         store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202
+
+    @blp.arguments(JobPatchSchema)
+    @blp.response(200, JobSchema)
+    def patch(self, changes, job_id):
+        """Rename, retag or change the metadata of a job; null clears a field."""
+        get_or_404(job_id)
+        conn = redis_conn()
+        if not search.relabel(conn, job_id, changes):
+            abort(404, message=f"No job {job_id}.")
+        return job_view(store.get_job(conn, job_id))
+
+
+@blp.route("/<rid:job_id>/spec")
+class JobSpec(MethodView):
+    @blp.response(200, JobSpecSchema)
+    def get(self, job_id):
+        """The job as submitted, normalised (defaults filled in): network, training,
+        preprocessing, targets, name, tags and metadata. Not its data, nor its
+        initial_weights arrays (``has_initial_weights`` says whether it had any)."""
+        record = get_or_404(job_id)
+        spec = store.load_spec(redis_conn(), job_id)
+        body = {k: v for k, v in spec.items() if k != "initial_weights"}
+        body["has_initial_weights"] = "initial_weights" in spec
+        view = job_view(record)
+        for field in ("dataset_id", "name", "tags", "metadata"):
+            body[field] = view[field]
+        return body
 
 
 @blp.route("/<rid:job_id>/events")

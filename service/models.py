@@ -90,8 +90,11 @@ def load_model(model_id: str):
 class Model(MethodView):
     @blp.response(200, ModelSchema)
     def get(self, model_id):
-        """What a model is: its spec, sizes, final loss and metrics."""
-        return meta_or_error(model_id)
+        """What a model is: its spec, sizes, final loss and metrics, its job's name and tags."""
+        meta = meta_or_error(model_id)
+        # Labels can change after the model is stored (PATCH /v1/jobs/{id}): read them now.
+        record = store.get_job(redis_conn(), meta["job_id"]) or {}
+        return {**meta, "name": record.get("name"), "tags": record.get("tags") or []}
 
     @blp.response(204)
     def delete(self, model_id):

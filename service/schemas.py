@@ -3,6 +3,8 @@ together (softmax last, loss against output activation, shapes against layers) a
 engine's own, run from ``post_load`` so that the API and the engine never disagree.
 """
 
+from datetime import UTC
+
 from marshmallow import (
     Schema,
     ValidationError,
@@ -22,7 +24,7 @@ from backprop.metrics import METRIC_NAMES
 from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import TARGETS
 from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
-from store import JobStatus
+from store import JobStatus, labels
 from store.webhooks import EVENTS, MAX_CALLBACKS, MAX_URL_LENGTH, DeliveryStatus
 
 from .config import from_env
@@ -266,6 +268,36 @@ class CallbackSchema(Schema):
     )
 
 
+# A job's labels; the bounds are store.labels's, which the validators below apply in full.
+def _name_field(**kwargs) -> fields.String:
+    return fields.String(
+        validate=validate.Length(1, labels.NAME_MAX_LENGTH),
+        metadata={"description": "What you call the job; GET /v1/jobs?name= finds it by prefix."},
+        **kwargs,
+    )
+
+
+def _tags_field(**kwargs) -> fields.List:
+    return fields.List(
+        fields.String(validate=validate.Length(1, labels.TAG_MAX_LENGTH)),
+        validate=validate.Length(max=labels.MAX_TAGS),
+        metadata={"description": "Short labels; GET /v1/jobs?tag= finds jobs by them."},
+        **kwargs,
+    )
+
+
+def _metadata_field(**kwargs) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.Length(1, labels.METADATA_KEY_MAX_LENGTH)),
+        validate=validate.Length(max=labels.METADATA_MAX_KEYS),
+        metadata={
+            "description": "A flat object: values strings, numbers, booleans or null, at most "
+            f"{labels.METADATA_MAX_BYTES} bytes as JSON."
+        },
+        **kwargs,
+    )
+
+
 class JobCreateSchema(Schema):
     """A training job: network, training settings, and data inline or as a dataset id."""
 
@@ -299,6 +331,14 @@ class JobCreateSchema(Schema):
             "of its events. Needs the tenant's secret (POST /v1/webhooks/secret)."
         },
     )
+
+    name = _name_field()
+    tags = _tags_field()
+    metadata = _metadata_field()
+
+    @validates_schema
+    def labels_in_bounds(self, data, **kwargs):
+        _check_labels(data)
 
     @validates_schema
     def one_data_source(self, data, **kwargs):
@@ -346,11 +386,47 @@ class JobCreateSchema(Schema):
             "dataset_id": data.get("dataset_id"),
             "shape": shape,
             "max_runtime_seconds": max_runtime,
+            "name": data.get("name"),
+            "tags": labels.unique_tags(data.get("tags")),
+            "metadata": data.get("metadata") or {},
             "callbacks": [
                 {"url": c["url"], "events": list(dict.fromkeys(c["events"]))}
                 for c in data.get("callbacks", [])
             ],
         }
+
+
+def _check_labels(data: dict) -> None:
+    """name, tags and metadata within ``store.labels``'s bounds, errors by field path."""
+    errors = labels.problems(data.get("name"), data.get("tags"), data.get("metadata"))
+    if errors:
+        raise ValidationError(errors)
+
+
+class JobPatchSchema(Schema):
+    """PATCH /v1/jobs/{id}: the labels to change; null clears one."""
+
+    name = _name_field(allow_none=True)
+    tags = _tags_field(allow_none=True)
+    metadata = _metadata_field(allow_none=True)
+
+    @validates_schema
+    def labels_in_bounds(self, data, **kwargs):
+        _check_labels(data)
+
+    @validates_schema
+    def not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError(f"Give at least one of {', '.join(labels.LABEL_FIELDS)}.")
+
+    @post_load
+    def cleared(self, data, **kwargs):
+        """None as each field's empty value; tags each once."""
+        if "tags" in data:
+            data["tags"] = labels.unique_tags(data["tags"])
+        if "metadata" in data:
+            data["metadata"] = data["metadata"] or {}
+        return data
 
 
 class ErrorInfoSchema(Schema):
@@ -380,6 +456,22 @@ class JobSchema(Schema):
     cancel_requested = fields.Boolean()
     max_runtime_seconds = fields.Float(allow_none=True)
     callbacks = fields.List(fields.Nested(CallbackSchema))
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    metadata = fields.Dict()
+    sweep_id = fields.String(allow_none=True)
+
+
+class JobSpecSchema(Schema):
+    network = fields.Dict()
+    training = fields.Dict()
+    preprocessing = fields.Dict()
+    targets = fields.String()
+    has_initial_weights = fields.Boolean()
+    dataset_id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    metadata = fields.Dict()
 
 
 class JobQuerySchema(Schema):
@@ -464,6 +556,47 @@ class JobListQuerySchema(Schema):
     )
 
 
+# What GET /v1/jobs sorts by: creation time, or a finished job's final loss or metric.
+SORT_FIELDS = (
+    "created_at",
+    "final_loss",
+    "val_loss",
+    *dict.fromkeys(m for names in METRIC_NAMES.values() for m in names),
+    *dict.fromkeys(f"val_{m}" for names in METRIC_NAMES.values() for m in names),
+)
+
+
+class JobSearchQuerySchema(JobListQuerySchema):
+    """GET /v1/jobs: paging, filters (every one given must hold) and the order."""
+
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
+    tag = fields.List(
+        fields.String(validate=validate.Length(1, labels.TAG_MAX_LENGTH)),
+        metadata={"description": "Repeat it: jobs with every tag given."},
+    )
+    name = fields.String(
+        validate=validate.Length(1, labels.NAME_MAX_LENGTH),
+        metadata={"description": "Jobs whose name starts with this."},
+    )
+    dataset_id = fields.String(validate=IdValidator("dataset"))
+    sweep_id = fields.String(validate=IdValidator("sweep"))
+    created_after = fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "ISO 8601; exclusive; UTC when no zone."}
+    )
+    created_before = fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "ISO 8601; exclusive; UTC when no zone."}
+    )
+    sort = fields.String(
+        load_default="-created_at",
+        validate=validate.OneOf([f"{d}{f}" for f in SORT_FIELDS for d in ("", "-")]),
+        metadata={
+            "description": "created_at (oldest first) or -created_at (newest first, the "
+            "default); final_loss or a final metric (-val_accuracy: highest first), over "
+            "finished jobs only."
+        },
+    )
+
+
 class JobListSchema(Schema):
     jobs = fields.List(fields.Nested(JobSchema))
     next_cursor = fields.String(allow_none=True)
@@ -525,6 +658,8 @@ class ModelSchema(Schema):
         allow_none=True,
         metadata={"description": 'targets "classes": the label of each output unit, in order.'},
     )
+    name = fields.String(allow_none=True, metadata={"description": "Its job's name, as now."})
+    tags = fields.List(fields.String(), metadata={"description": "Its job's tags, as now."})
 
 
 class LayerWeightsSchema(Schema):

@@ -40,6 +40,8 @@ class Plan:
         dataset_id: the stored dataset it trains on, or None for inline data.
         cost: ``budget.estimate``'s figures; max_runtime_seconds: its runtime cap.
         callbacks: its webhooks, each checked (``check_callbacks``).
+        name, tags, metadata: its labels (``store.labels``); sweep_id: the sweep it is a
+            trial of.
     """
 
     spec: dict
@@ -48,6 +50,10 @@ class Plan:
     cost: dict
     max_runtime_seconds: float
     callbacks: list[Callback] = field(default_factory=list)
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    sweep_id: str | None = None
 
 
 def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
@@ -72,7 +78,17 @@ def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
         raise InvalidJob(f"{path} is too long.", {path: [f"Must be at most {limit}."]})
     callbacks = job.get("callbacks") or []
     check_callbacks(conn, callbacks, tenant, config["WEBHOOK_ALLOW_PRIVATE"])
-    return Plan(spec, arrays, dataset_id, cost, max_runtime, callbacks)
+    return Plan(
+        spec,
+        arrays,
+        dataset_id,
+        cost,
+        max_runtime,
+        callbacks,
+        name=job.get("name"),
+        tags=job.get("tags") or [],
+        metadata=job.get("metadata") or {},
+    )
 
 
 def check_callbacks(
@@ -127,10 +143,12 @@ def submit(
     max_active_jobs: int,
     idempotency: tuple[str, str] | None = None,
     request_id: str | None = None,
+    sweep_id: str | None = None,
 ) -> JobRecord:
     """Store the job and queue its id; with ``idempotency`` ``(key, body hash)``, a retry of
     the same body returns the job the first request stored. ``request_id`` is stored with the
-    job, for the log lines of the workers that train it.
+    job, for the log lines of the workers that train it; ``sweep_id`` (else the plan's) names
+    the sweep it is a trial of.
 
     Raises:
         IdempotencyKeyReused, IdempotentRequestInFlight: see ``service.exceptions``.
@@ -158,6 +176,10 @@ def submit(
             dataset_id=plan.dataset_id,
             callbacks=plan.callbacks,
             request_id=request_id,
+            name=plan.name,
+            tags=plan.tags,
+            metadata=plan.metadata,
+            sweep_id=sweep_id or plan.sweep_id,
         )
         queue.enqueue(conn, record)
     except BaseException:

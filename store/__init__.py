@@ -12,6 +12,9 @@ One module per concept, each with the code that reads and writes it:
 - ``queue``: the rq queues and how an id is put on one (``from store import queue``);
 - ``webhooks``: callbacks, each tenant's signing secret, deliveries and their attempts
   (``from store import webhooks``).
+- ``labels``: a job's name, tags and metadata, and their bounds (``from store import labels``);
+- ``search``: the per-tenant indexes of jobs and the bounded-cost search over them
+  (``from store import search``).
 
 Specs and small records are JSON, arrays are npy bytes, models and checkpoints are the
 engine's npz bytes, and history columns are raw little-endian float64 appended per flush.

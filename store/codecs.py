@@ -25,6 +25,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_from_timestamp(seconds: float) -> str:
+    """A Unix time as ``now_iso`` writes times (to the millisecond, UTC)."""
+    when = datetime.fromtimestamp(seconds, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def finite(obj):
     """``obj`` with every non-finite float, at any depth of dicts and lists, as None: JSON has
     no words for NaN and Infinity, which ``json.dumps`` would write."""

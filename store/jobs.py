@@ -12,8 +12,8 @@ from typing import TypedDict
 
 import redis
 
-from . import events
-from .codecs import array_from_bytes, array_to_bytes, now_iso
+from . import events, labels, search
+from .codecs import array_from_bytes, array_to_bytes, iso_from_timestamp, now_iso
 from .config import SharedConfig
 from .connection import eval_script
 from .keys import (
@@ -29,6 +29,7 @@ from .keys import (
     tenant_active_key,
     tenant_jobs_key,
 )
+from .models import load_model_meta
 
 DATA_TTL_SECONDS = SharedConfig.data_ttl_seconds  # the default; see store.config
 ARRAY_NAMES = ("X", "y", "X_val", "y_val")
@@ -97,6 +98,10 @@ class JobRecord(TypedDict, total=False):
     model_id: str | None
     model_deleted: bool
     callbacks: list[Callback]
+    name: str | None  # store.labels bounds these three; PATCH /v1/jobs/{id} edits them
+    tags: list[str]
+    metadata: dict
+    sweep_id: str | None  # the sweep the job is a trial of
 
 
 def idle_progress(epochs: int) -> Progress:
@@ -115,6 +120,11 @@ def create_job(
     dataset_id: str | None = None,
     callbacks: list[Callback] | None = None,
     request_id: str | None = None,
+    *,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    metadata: dict | None = None,
+    sweep_id: str | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -127,11 +137,19 @@ def create_job(
         dataset_id: a stored dataset to train on; it is referenced, not copied.
         callbacks: webhooks to call as the job starts and ends.
         request_id: the id of the request that submitted it, for the job's log lines.
+        name, tags, metadata: what the owner calls and marks it with (``store.labels``).
+        sweep_id: the sweep it is a trial of.
+
+    Raises:
+        ValueError: name, tags or metadata out of ``store.labels``'s bounds.
     """
+    labels.check(name, tags, metadata)
+    # One time for the record and the indexes (created_at shows it to the millisecond).
+    created = time.time()
     record: JobRecord = {
         "id": job_id,
         "status": JobStatus.QUEUED,
-        "created_at": now_iso(),
+        "created_at": iso_from_timestamp(created),
         "epochs": epochs,
         "attempts": 0,
         "max_runtime_seconds": max_runtime_seconds,
@@ -141,14 +159,17 @@ def create_job(
     }
     if callbacks:
         record["callbacks"] = callbacks
+    record.update(
+        name=name, tags=labels.unique_tags(tags), metadata=metadata or {}, sweep_id=sweep_id
+    )
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
     for name, array in arrays.items():
         pipe.set(array_key(job_id, name), array_to_bytes(array))
     pipe.hset(job_key(job_id), mapping={k: json.dumps(v) for k, v in record.items()})
-    created = time.time()
     pipe.zadd(JOBS_INDEX, {job_id: created})
     pipe.zadd(tenant_jobs_key(tenant), {job_id: created})
+    search.index_new(pipe, record, created)
     pipe.sadd(ACTIVE_JOBS, job_id)
     pipe.sadd(tenant_active_key(tenant), job_id)
     pipe.delete(reservation_key(job_id))
@@ -162,7 +183,10 @@ def discard_job(conn: redis.Redis, job_id: str, tenant: str) -> None:
     Deletions only, outside MULTI (which Redis refuses to queue into when it is full), so they
     go through even at maxmemory.
     """
+    record = get_job(conn, job_id)
     pipe = conn.pipeline(transaction=False)
+    if record is not None:
+        search.unindex(pipe, record, JobStatus)
     pipe.delete(job_key(job_id), spec_key(job_id), *(array_key(job_id, n) for n in ARRAY_NAMES))
     pipe.delete(reservation_key(job_id))
     pipe.zrem(JOBS_INDEX, job_id)
@@ -197,6 +221,10 @@ def job_view(record: JobRecord) -> dict:
         "cancel_requested": bool(record.get("cancel_requested")),
         "max_runtime_seconds": record.get("max_runtime_seconds"),
         "callbacks": record.get("callbacks") or [],
+        "name": record.get("name"),
+        "tags": record.get("tags") or [],
+        "metadata": record.get("metadata") or {},
+        "sweep_id": record.get("sweep_id"),
     }
 
 
@@ -258,6 +286,7 @@ if not started or started == 'null' then redis.call('HSET', KEYS[1], 'started_at
     # An orphaned attempt's job is started already: its followers have seen that.
     + "if status ~= ARGV[2] then\n"
     + events.lua_add_status("KEYS[2]", "ARGV[4]", final=False)
+    + search.lua_index_status(3, search.status_key_count(JobStatus), "ARGV[5]")
     + "end\n"
     + "return redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
 )
@@ -269,15 +298,21 @@ def start_attempt(conn: redis.Redis, job_id: str) -> int:
     Returns:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
+    tenant = _tenant(conn, job_id)
     attempt = int(
         eval_script(
             conn,
             _START_ATTEMPT,
-            [job_key(job_id), events_key(job_id)],
+            [
+                job_key(job_id),
+                events_key(job_id),
+                *search.status_keys(tenant, JobStatus.STARTED, JobStatus),
+            ],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.STARTED),
             json.dumps(now_iso()),
             str(JobStatus.STARTED),
+            job_id,
         )
     )
     if attempt:
@@ -295,9 +330,16 @@ def count_crash(conn: redis.Redis, job_id: str) -> int:
 
 def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
     """Record a final status (``fields["status"]``) and tidy up (see ``tidy_ended_job``)."""
+    tenant = _tenant(conn, job_id)
+    meta = None
+    if fields["status"] == JobStatus.FINISHED and fields.get("model_id"):
+        meta = load_model_meta(conn, fields["model_id"])
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, **fields)
     events.add_status(pipe, job_id, fields["status"], final=True)
+    search.index_status(pipe, tenant, job_id, fields["status"], JobStatus)
+    if meta is not None:
+        search.index_metrics(pipe, tenant, job_id, meta)
     _tidy(conn, pipe, job_id, data_ttl_seconds)
     pipe.execute()
     _status_changed(conn, job_id, fields["status"])
@@ -305,9 +347,11 @@ def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
 
 def mark_queued(conn, job_id: str) -> None:
     """Put a job whose attempt was interrupted back to ``queued`` (before it is requeued)."""
+    tenant = _tenant(conn, job_id)
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, status=JobStatus.QUEUED)
     events.add_status(pipe, job_id, JobStatus.QUEUED, final=False)
+    search.index_status(pipe, tenant, job_id, JobStatus.QUEUED, JobStatus)
     pipe.execute()
 
 
@@ -319,8 +363,12 @@ def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
     pipe.execute()
 
 
+def _tenant(conn, job_id: str) -> str:
+    return json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+
+
 def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int) -> None:
-    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    tenant = _tenant(conn, job_id)
     pipe.srem(tenant_active_key(tenant), job_id)
     pipe.srem(ACTIVE_JOBS, job_id)
     pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
@@ -337,6 +385,7 @@ redis.call('SREM', KEYS[3], ARGV[5])
 redis.call('SREM', KEYS[4], ARGV[5])
 """
     + events.lua_add_status("KEYS[5]", "ARGV[6]", final=True)
+    + search.lua_index_status(6, search.status_key_count(JobStatus), "ARGV[5]")
     + "return 1\n"
 )
 
@@ -356,6 +405,7 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
                 ACTIVE_JOBS,
                 tenant_active_key(tenant),
                 events_key(job_id),
+                *search.status_keys(tenant, JobStatus.CANCELED, JobStatus),
             ],
             json.dumps(JobStatus.QUEUED),
             json.dumps(JobStatus.CANCELED),

@@ -95,3 +95,14 @@ def delivery_key(delivery_id: str) -> str:
 def delivery_attempts_key(delivery_id: str) -> str:
     """One JSON record per attempt at a delivery, oldest first (a list)."""
     return f"{PREFIX}:delivery:{delivery_id}:attempts"
+
+
+def search_key(tenant: str | None, index: str, value: str = "") -> str:
+    """A search index (``store.search``) of one tenant's jobs, or of every tenant's (None).
+
+    Args:
+        index: ``status``, ``tag``, ``dataset``, ``sweep``, ``metric`` (each with a ``value``)
+            or ``name`` (the lex index).
+    """
+    scope = "all" if tenant is None else f"tenant:{tenant}"
+    return f"{PREFIX}:search:{scope}:{index}:{value}"

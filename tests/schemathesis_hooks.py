@@ -26,7 +26,8 @@ from service.schemas import (
     DatasetQuerySchema,
     DatasetUploadSchema,
     JobCreateSchema,
-    JobListQuerySchema,
+    JobPatchSchema,
+    JobSearchQuerySchema,
     PredictRequestSchema,
     SubmitHeadersSchema,
     SubmitQuerySchema,
@@ -36,12 +37,13 @@ JSON = "application/json"
 # The operations whose refusals may come from rules beyond OpenAPI, and the schemas of their
 # parts. Every other operation must accept whatever its document allows.
 REQUEST_SCHEMAS = {
-    ("GET", "/v1/jobs"): {"query": JobListQuerySchema},
+    ("GET", "/v1/jobs"): {"query": JobSearchQuerySchema},
     ("POST", "/v1/jobs"): {
         "body": JobCreateSchema,
         "query": SubmitQuerySchema,
         "headers": SubmitHeadersSchema,
     },
+    ("PATCH", "/v1/jobs/{job_id}"): {"body": JobPatchSchema},
     ("POST", "/v1/datasets"): {"body": DatasetUploadSchema, "query": DatasetQuerySchema},
     ("POST", "/v1/models/{model_id}/predict"): {"body": PredictRequestSchema},
 }

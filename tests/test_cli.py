@@ -76,9 +76,29 @@ def test_jobs_ls_is_a_table_filtered_by_status(live_server, tmp_path):
     path = job_file(tmp_path, LONG_JOB)  # no worker: both stay queued
     ids = [cli(live_server, "submit", path).stdout.strip() for _ in range(2)]
     lines = cli(live_server, "jobs", "ls").stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "EPOCH", "LOSS", "CREATED"]
+    assert lines[0].split() == ["ID", "STATUS", "EPOCH", "LOSS", "CREATED", "NAME", "TAGS"]
     assert [line.split()[:2] for line in lines[1:]] == [[i, "queued"] for i in reversed(ids)]
     assert cli(live_server, "jobs", "ls", "--status", "finished").stdout.splitlines()[1:] == []
+
+
+def test_jobs_ls_passes_status_and_tags_to_the_server(live_server, tmp_path):
+    tagged = {}
+    for name, tags in (("first", ["a", "b"]), ("second", ["a"]), ("third", ["b"])):
+        path = job_file(tmp_path, {**LONG_JOB, "name": name, "tags": tags})  # stays queued
+        tagged[name] = cli(live_server, "submit", path).stdout.strip()
+    canceled = requests.delete(f"{live_server}/v1/jobs/{tagged['third']}", timeout=10)
+    assert canceled.status_code == 200
+
+    def listed(*args):
+        result = cli(live_server, "jobs", "ls", *args)
+        assert result.returncode == 0, result.stderr
+        return [line.split() for line in result.stdout.splitlines()[1:]]
+
+    assert [row[0] for row in listed("--tag", "a")] == [tagged["second"], tagged["first"]]
+    rows = listed("--tag", "a", "--tag", "b")
+    assert [(row[0], row[-2], row[-1]) for row in rows] == [(tagged["first"], "first", "a,b")]
+    assert [row[0] for row in listed("--status", "canceled", "--tag", "b")] == [tagged["third"]]
+    assert listed("--status", "queued", "--tag", "b") == [listed("--tag", "a", "--tag", "b")[0]]
 
 
 def test_sigint_cancels_the_job_and_exits_130(live_server, start_worker, tmp_path):

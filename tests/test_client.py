@@ -142,3 +142,28 @@ def test_events_resume_after_last_event_id(bp, start_worker):
 def test_the_sse_parser_joins_chunks_and_skips_comments():
     chunks = [b"event: progress\r", b'\nid: 7\ndata: {"a":', b' "\xe2\x80\xa8"}\n\n: hb\n\n']
     assert list(parse(lines(chunks))) == [Event("progress", "7", '{"a": "\u2028"}')]
+
+
+def test_list_jobs_passes_the_filters_to_the_server_and_update_job_relabels(bp):
+    # No worker: every job stays queued, or is canceled here.
+    a = bp.submit(**LONG_JOB, name="sweep-a", tags=["x", "y"], metadata={"lr": 0.1})
+    b = bp.submit(**LONG_JOB, name="sweep-b", tags=["x"])
+    c = bp.submit(**LONG_JOB, name="other", tags=["y"])
+    c.cancel()
+
+    def ids(**filters):
+        return [job["id"] for job in bp.list_jobs(**filters)[0]]
+
+    assert ids(tags=["x"]) == [b.id, a.id]
+    assert ids(tags=["x", "y"]) == [a.id]
+    assert ids(name="sweep-", sort="created_at") == [a.id, b.id]
+    assert ids(status="canceled") == [c.id]
+    assert ids(status="queued", tags=["y"]) == [a.id]
+    updated = bp.update_job(b.id, tags=["y"], name=None)
+    assert (updated["name"], updated["tags"]) == (None, ["y"])
+    assert ids(tags=["y"], status="queued") == [b.id, a.id]
+    spec = bp.job_spec(a.id)
+    assert spec["metadata"] == {"lr": 0.1} and spec["training"]["epochs"] == 1_000_000
+    with pytest.raises(ValidationError) as raised:
+        bp.list_jobs(sort="weights")
+    assert "sort" in raised.value.errors

@@ -22,7 +22,7 @@ from service.schemas import (
     IDEMPOTENCY_KEY_MAX,
     DatasetQuerySchema,
     HistoryQuerySchema,
-    JobListQuerySchema,
+    JobSearchQuerySchema,
     SubmitHeadersSchema,
     SubmitQuerySchema,
 )
@@ -101,7 +101,7 @@ def _bounds(where, field, spec):
 
 
 PARAMETER_SCHEMAS = {
-    ("/v1/jobs", "get"): [JobListQuerySchema],
+    ("/v1/jobs", "get"): [JobSearchQuerySchema],
     ("/v1/jobs", "post"): [SubmitQuerySchema, SubmitHeadersSchema],
     ("/v1/jobs/{job_id}/history", "get"): [HistoryQuerySchema],
     ("/v1/datasets", "post"): [DatasetQuerySchema],

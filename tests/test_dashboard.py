@@ -287,3 +287,36 @@ def test_the_pages_fit_a_phone(live_server, browser):
         watched.assert_clean()
     finally:
         context.close()
+
+
+def test_a_name_and_tag_of_markup_show_as_text_and_the_spec_shows(live_server, page):
+    tab, watched = page
+    job = {**ARTICLE_JOB, "training": {**ARTICLE_JOB["training"], "epochs": 7}}
+    job_id = submit(live_server, {**job, "name": XSS, "tags": [XSS, "plain"]})
+
+    tab.goto(f"{live_server}/#/jobs")
+    row = tab.locator(f'tr[data-job="{job_id}"]')
+    expect(row.locator("td.name")).to_have_text(XSS)
+    expect(row.locator("td.tags")).to_have_text(f"{XSS}, plain")
+    row.get_by_role("link", name=job_id).click()
+    expect(tab.locator("#job-name")).to_have_text(XSS)
+    expect(tab.locator("#job-tags")).to_have_text(f"{XSS}, plain")
+    spec = tab.locator("#job-spec")
+    expect(spec).to_contain_text('"epochs": 7')
+    expect(spec).to_contain_text('"name": "<img src=x onerror=alert(1)>"')
+    assert tab.locator("main img").count() == 0
+    assert not any(url.endswith("/x") for url in watched.urls)  # no img was ever made
+    watched.assert_clean()  # and no dialog opened
+
+
+def test_the_status_filter_is_the_servers_across_pages(live_server, page):
+    tab, watched = page
+    job = {**ARTICLE_JOB, "training": {**ARTICLE_JOB["training"], "epochs": 5}}
+    queued = submit(live_server, job)
+    for _ in range(21):  # more than a page of newer jobs, canceled (no worker runs)
+        newer = submit(live_server, job)
+        assert requests.delete(f"{live_server}/v1/jobs/{newer}", timeout=10).status_code == 200
+    tab.goto(f"{live_server}/#/jobs?status=queued")
+    expect(tab.locator(f'tr[data-job="{queued}"] td.status')).to_have_text("queued")
+    expect(tab.locator("#jobs tbody tr")).to_have_count(1)
+    watched.assert_clean()

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser("jobs", help="list or show jobs").add_subparsers(required=True)
     ls = jobs.add_parser("ls", help="jobs, newest first, as a table")
     ls.add_argument("--status", choices=["queued", "started", "finished", "failed", "canceled"])
+    ls.add_argument(
+        "--tag", action="append", default=[], help="only jobs with this tag (repeat: all of them)"
+    )
+    ls.add_argument("--name", help="only jobs whose name starts with this")
     ls.add_argument("--limit", type=int, default=20, help="at most this many rows (20)")
     ls.set_defaults(run=run_jobs_ls)
     show = jobs.add_parser("show", help="one job as JSON")
@@ -156,19 +160,20 @@ def report(record: dict) -> int:
 
 def run_jobs_ls(client: Client, args: argparse.Namespace) -> int:
     rows, cursor = [], None
-    while len(rows) < args.limit:  # the API has no status filter: filter here, page on
-        page, cursor = client.list_jobs(limit=100, cursor=cursor)
-        rows += [job for job in page if not args.status or job["status"] == args.status]
+    filters = {"status": args.status, "tags": args.tag, "name": args.name}
+    while len(rows) < args.limit:  # the server filters; a page may be short: page on
+        page, cursor = client.list_jobs(limit=100, cursor=cursor, **filters)
+        rows += page
         if not cursor:
             break
-    table = [("ID", "STATUS", "EPOCH", "LOSS", "CREATED")]
+    table = [("ID", "STATUS", "EPOCH", "LOSS", "CREATED", "NAME", "TAGS")]
     for job in rows[: args.limit]:
         progress = job.get("progress") or {}
         epoch = f"{progress.get('epoch', 0)}/{progress.get('epochs', '?')}"
         loss = progress.get("loss")
         table.append(
             (job["id"], job["status"], epoch, "" if loss is None else f"{loss:.6g}",
-             job.get("created_at") or "")
+             job.get("created_at") or "", job.get("name") or "", ",".join(job.get("tags") or []))
         )  # fmt: skip
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:

@@ -25,6 +25,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "list_jobs": ("GET", "/v1/jobs"),
     "get_job": ("GET", "/v1/jobs/{job_id}"),
     "cancel_job": ("DELETE", "/v1/jobs/{job_id}"),
+    "update_job": ("PATCH", "/v1/jobs/{job_id}"),
+    "job_spec": ("GET", "/v1/jobs/{job_id}/spec"),
     "job_events": ("GET", "/v1/jobs/{job_id}/events"),
     "job_history": ("GET", "/v1/jobs/{job_id}/history"),
     "get_model": ("GET", "/v1/models/{model_id}"),
@@ -122,14 +124,51 @@ class Client:
         return Job(self, self._call("get_job", {"job_id": job_id}).json())
 
     def list_jobs(
-        self, limit: int = 20, cursor: str | None = None
+        self,
+        limit: int = 20,
+        cursor: str | None = None,
+        *,
+        status: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        name: str | None = None,
+        dataset_id: str | None = None,
+        sweep_id: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        sort: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """One page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        """One page of jobs and the cursor of the next page (None at the end).
+
+        The server filters: every filter given must hold (``tags``: all of them; ``name``: a
+        prefix; the times ISO 8601, exclusive). ``sort`` is ``-created_at`` (newest first, the
+        default), ``created_at``, ``final_loss`` or a final metric, ``-`` for highest first.
+        A page may hold fewer than ``limit`` jobs and still a cursor: follow it.
+        """
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
+        given = {
+            "status": status,
+            "name": name,
+            "dataset_id": dataset_id,
+            "sweep_id": sweep_id,
+            "created_after": created_after,
+            "created_before": created_before,
+            "sort": sort,
+        }
+        params.update({key: value for key, value in given.items() if value is not None})
+        if tags:
+            params["tag"] = list(tags)  # requests repeats the parameter
         body = self._call("list_jobs", params=params).json()
         return body["jobs"], body.get("next_cursor")
+
+    def update_job(self, job_id: str, **changes: Any) -> dict:
+        """Change a job's ``name``, ``tags`` and/or ``metadata`` (None clears one); the job."""
+        return self._call("update_job", {"job_id": job_id}, json=changes).json()
+
+    def job_spec(self, job_id: str) -> dict:
+        """The job as submitted (normalised), without its data and initial weights."""
+        return self._call("job_spec", {"job_id": job_id}).json()
 
     # Models
 

@@ -200,6 +200,8 @@
             el(
               "tr", null,
               el("th", { scope: "col", text: "Job" }),
+              el("th", { scope: "col", text: "Name" }),
+              el("th", { scope: "col", class: "hide-narrow", text: "Tags" }),
               el("th", { scope: "col", text: "Status" }),
               el("th", { scope: "col", text: "Progress" }),
               el("th", { scope: "col", text: "Final loss" }),
@@ -216,6 +218,7 @@
       if (auto === true && document.hidden) return; // no polling from a tab nobody looks at
       const query = new URLSearchParams({ limit: "20" });
       if (cursor) query.set("cursor", cursor);
+      if (status) query.set("status", status); // filtered by the server, across pages
       let page;
       try {
         page = await api("/v1/jobs?" + query.toString());
@@ -223,8 +226,7 @@
         note.replaceChildren(failure(err));
         return;
       }
-      // GET /v1/jobs has no status filter: this page's jobs are filtered here.
-      const jobs = page.jobs.filter((job) => !status || job.status === status);
+      const jobs = page.jobs;
       body.replaceChildren(...jobs.map(jobRow));
       note.textContent = jobs.length ? "" : "No jobs on this page" + (status ? " with that status." : ".");
       pager.replaceChildren();
@@ -248,6 +250,8 @@
     return el(
       "tr", { "data-job": job.id },
       el("td", { class: "job" }, el("a", { href: "#/jobs/" + job.id, title: job.id, text: job.id })),
+      el("td", { class: "name", text: job.name || "" }),
+      el("td", { class: "tags hide-narrow", text: (job.tags || []).join(", ") }),
       el("td", { class: "status", text: job.status }),
       el("td", null, bar),
       el("td", { class: "num", text: fmtNum(p.loss) }),
@@ -258,6 +262,9 @@
   // ---- Job page -----------------------------------------------------------------------------
   function jobPage(jobId) {
     const statusEl = el("dd", { id: "job-status", role: "status", text: "…" });
+    const nameEl = el("dd", { id: "job-name", text: "—" });
+    const tagsEl = el("dd", { id: "job-tags", text: "—" });
+    const specEl = el("pre", { id: "job-spec", class: "spec", text: "…" });
     const created = el("dd", { text: "—" });
     const started = el("dd", { text: "—" });
     const ended = el("dd", { text: "—" });
@@ -274,6 +281,8 @@
       el("p", null, el("a", { href: "#/jobs", text: "← all jobs" })),
       el(
         "dl", null,
+        el("dt", { text: "Name" }), nameEl,
+        el("dt", { text: "Tags" }), tagsEl,
         el("dt", { text: "Status" }), statusEl,
         el("dt", { text: "Progress" }), el("dd", null, bar, " ", progressText),
         el("dt", { text: "Created" }), created,
@@ -286,17 +295,22 @@
       modelLink,
       el("h2", { text: "Curves" }),
       chartBox,
-      el("p", {
-        class: "notice",
-        text: "The API does not return a job's spec as submitted; a finished job's model page shows the spec it was trained with.",
-      }),
+      el("h2", { text: "Spec as submitted" }),
+      el("p", { class: "notice", text: "Normalised, without the data and initial weights." }),
+      specEl,
     );
+    // Written as text: a spec, a name or a tag is never parsed as HTML.
+    api("/v1/jobs/" + jobId + "/spec")
+      .then((spec) => { specEl.textContent = JSON.stringify(spec, null, 2); })
+      .catch((err) => specEl.replaceChildren(failure(err)));
     const chart = makeChart(chartBox);
     cleanup.push(() => chart.destroy());
     let record = null;
 
     function render(job) {
       record = job;
+      nameEl.textContent = job.name || "—";
+      tagsEl.textContent = (job.tags || []).join(", ") || "—";
       statusEl.textContent = job.status;
       created.textContent = fmtTime(job.created_at);
       started.textContent = fmtTime(job.started_at);

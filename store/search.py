@@ -1,0 +1,386 @@
+"""Search over jobs: indexes kept as jobs change, and a walk that pages through them at a Redis
+cost bounded by the page size, not by the number of jobs.
+
+Indexes, each kept twice: for the job's tenant and for every tenant (admins, ``tenant=None``):
+
+- created: ``keys.tenant_jobs_key`` and ``keys.JOBS_INDEX`` (``store.jobs`` writes them),
+  scored by the creation time (Unix seconds; ``created_at`` shows it to the millisecond);
+- ``status:<s>``, ``tag:<t>``, ``dataset:<id>``, ``sweep:<id>``: sorted sets scored by the
+  creation time too. The status sets follow every status change in the same script or
+  transaction as the change (``lua_index_status``, ``index_status``);
+- ``name``: a lex index, members ``<name>\\0<id>`` at score 0;
+- ``metric:<m>``: finished jobs scored by their model's ``final_loss`` or final metric ``m``,
+  written when the job finishes.
+
+Complexity of one page of ``limit`` jobs, N the jobs in the scope (the tenant's, or all):
+
+- no filter, by created time: O(log N + limit), as before;
+- one of status, tag, dataset_id, sweep_id, and/or created_after/created_before: the walk
+  runs over that index only, O(log N + limit);
+- several of them: one ZCOUNT each (O(log N)) to find the smallest, then the walk runs over it
+  and checks the others on each job's record. A page examines at most ``SCAN_CHUNKS *
+  (limit + 1)`` jobs: O(k log N + SCAN_CHUNKS * limit). When the other filters match few of
+  the walked jobs, a page may hold fewer than ``limit`` jobs (even none) with a
+  ``next_cursor``: follow it to the end. The total work to list all matches is bounded by the
+  smallest index's size, not by N;
+- a name prefix: ZLEXCOUNT, O(log N). When it matches at most ``NAME_CANDIDATES_MAX`` jobs and
+  is the smallest filter, those are read at once (O(log N + M), M <= NAME_CANDIDATES_MAX) and
+  sorted by created time; otherwise it is checked per job like the others;
+- ``sort=<metric>`` (``final_loss``, ``-val_accuracy``): the walk runs over the metric index
+  (finished jobs with that metric only) and every filter is checked per job: O(log N +
+  SCAN_CHUNKS * limit) a page, with the same partial pages when filters are selective.
+
+A cursor is the id of the last job the page examined; the next page starts after its score in
+the walked order (ties broken by id), so pages stay stable as new jobs arrive.
+"""
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import redis
+
+from .keys import JOBS_INDEX, job_key, search_key, tenant_jobs_key
+
+SCAN_CHUNKS = 5  # a page examines at most this many chunks of limit + 1 jobs
+NAME_CANDIDATES_MAX = 1000  # a name prefix matching at most this many jobs is walked itself
+CREATED = "created_at"
+FINAL_LOSS = "final_loss"
+
+
+def _scopes(tenant: str) -> tuple[str | None, str]:
+    return (tenant, None)
+
+
+def _references(record: dict) -> list[tuple[str, str]]:
+    """The dataset and sweep indexes a job is in: ``[(index, value)]``."""
+    pairs = (("dataset", record.get("dataset_id")), ("sweep", record.get("sweep_id")))
+    return [(index, value) for index, value in pairs if value]
+
+
+def _name_member(name: str, job_id: str) -> str:
+    return f"{name}\0{job_id}"
+
+
+# -- writing the indexes ------------------------------------------------------------------
+
+
+def index_new(pipe, record: dict, score: float) -> None:
+    """Queue on ``pipe`` a new job's entries: status, tags, dataset, sweep and name."""
+    job_id = record["id"]
+    for scope in _scopes(record["tenant"]):
+        pipe.zadd(search_key(scope, "status", str(record["status"])), {job_id: score})
+        _index_labels(pipe, scope, job_id, record.get("name"), record.get("tags"), score)
+        for index, value in _references(record):
+            pipe.zadd(search_key(scope, index, value), {job_id: score})
+
+
+def _index_labels(pipe, scope, job_id: str, name, tags, score: float) -> None:
+    for tag in tags or []:
+        pipe.zadd(search_key(scope, "tag", tag), {job_id: score})
+    if name:
+        pipe.zadd(search_key(scope, "name"), {_name_member(name, job_id): 0})
+
+
+def _unindex_labels(pipe, scope, job_id: str, name, tags) -> None:
+    for tag in tags or []:
+        pipe.zrem(search_key(scope, "tag", tag), job_id)
+    if name:
+        pipe.zrem(search_key(scope, "name"), _name_member(name, job_id))
+
+
+def unindex(pipe, record: dict, statuses: Iterable[str]) -> None:
+    """Queue on ``pipe`` the removal of a job that is being discarded from every index."""
+    job_id = record["id"]
+    for scope in _scopes(record["tenant"]):
+        for status in statuses:
+            pipe.zrem(search_key(scope, "status", str(status)), job_id)
+        _unindex_labels(pipe, scope, job_id, record.get("name"), record.get("tags"))
+        for index, value in _references(record):
+            pipe.zrem(search_key(scope, index, value), job_id)
+
+
+def status_keys(tenant: str, status: str, statuses: Iterable[str]) -> list[str]:
+    """The KEYS of ``lua_index_status``: the tenant's created index, the two status sets the
+    job joins, then the ones it leaves."""
+    keys = [tenant_jobs_key(tenant)]
+    keys += [search_key(scope, "status", str(status)) for scope in _scopes(tenant)]
+    for other in statuses:
+        if other != status:
+            keys += [search_key(scope, "status", str(other)) for scope in _scopes(tenant)]
+    return keys
+
+
+def status_key_count(statuses: Iterable[str]) -> int:
+    """How many keys ``status_keys`` gives."""
+    return 1 + 2 * len(tuple(statuses))
+
+
+def lua_index_status(first: int, n_keys: int, job_id: str) -> str:
+    """Lua that moves a job to its new status sets, for the scripts that change a status.
+
+    Args:
+        first: where ``status_keys``'s keys start in KEYS; n_keys: how many there are.
+        job_id: the Lua expression of the job's id, e.g. ``ARGV[5]``.
+    """
+    return (
+        "do\n"
+        f"  local score = redis.call('ZSCORE', KEYS[{first}], {job_id})\n"
+        "  if score then\n"
+        f"    redis.call('ZADD', KEYS[{first + 1}], score, {job_id})\n"
+        f"    redis.call('ZADD', KEYS[{first + 2}], score, {job_id})\n"
+        f"    for i = {first + 3}, {first + n_keys - 1} do\n"
+        f"      redis.call('ZREM', KEYS[i], {job_id})\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+    )
+
+
+def index_status(pipe, tenant: str, job_id: str, status: str, statuses: Iterable[str]) -> None:
+    """Queue on ``pipe`` (a MULTI, as a status change's) the job's move to ``status``'s sets."""
+    keys = status_keys(tenant, status, statuses)
+    pipe.eval(lua_index_status(1, len(keys), "ARGV[1]"), len(keys), *keys, job_id)
+
+
+def metric_values(meta: dict) -> dict[str, float]:
+    """What a finished job's model is sorted by: ``final_loss`` and each final metric."""
+    values = {FINAL_LOSS: meta.get("final_loss"), **(meta.get("final_metrics") or {})}
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+def index_metrics(pipe, tenant: str, job_id: str, meta: dict) -> None:
+    """Queue on ``pipe`` a finished job's entries in the metric indexes."""
+    for name, value in metric_values(meta).items():
+        for scope in _scopes(tenant):
+            pipe.zadd(search_key(scope, "metric", name), {job_id: value})
+
+
+def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
+    """Set a job's ``name``, ``tags`` and/or ``metadata`` (the keys of ``changes``; None
+    clears) and move it in the name and tag indexes, atomically. False when there is no job.
+    """
+    key = job_key(job_id)
+    with conn.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                tenant, name, tags = (
+                    None if v is None else json.loads(v)
+                    for v in pipe.hmget(key, "tenant", "name", "tags")
+                )
+                if tenant is None:
+                    return False
+                score = pipe.zscore(tenant_jobs_key(tenant), job_id)
+                new_name = changes["name"] if "name" in changes else name
+                new_tags = changes["tags"] if "tags" in changes else tags
+                pipe.multi()
+                for scope in _scopes(tenant):
+                    _unindex_labels(pipe, scope, job_id, name, tags)
+                    if score is not None:
+                        _index_labels(pipe, scope, job_id, new_name, new_tags, score)
+                pipe.hset(key, mapping={k: json.dumps(v) for k, v in changes.items()})
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """What ``search`` looks for. Every filter given must hold (tags: all of them).
+
+    Attributes:
+        name: a prefix of the job's name. created_after / created_before: Unix times,
+            exclusive. sort: ``created_at``, ``final_loss`` or a final metric, descending with
+            a leading ``-``.
+    """
+
+    status: str | None = None
+    tags: tuple[str, ...] = ()
+    name: str | None = None
+    dataset_id: str | None = None
+    sweep_id: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    sort: str = f"-{CREATED}"
+
+    @property
+    def sort_field(self) -> str:
+        return self.sort.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    def matches(self, record: dict, created: float | None) -> bool:
+        """Whether a job passes every filter: its record decides, not an index.
+
+        Args:
+            created: its score in the created index (None: it has none, being discarded).
+        """
+        if self.status is not None and record.get("status") != self.status:
+            return False
+        if self.tags and not set(self.tags) <= set(record.get("tags") or ()):
+            return False
+        if self.name is not None and not (record.get("name") or "").startswith(self.name):
+            return False
+        for field in ("dataset_id", "sweep_id"):
+            wanted = getattr(self, field)
+            if wanted is not None and record.get(field) != wanted:
+                return False
+        if created is None:
+            return False
+        if self.created_after is not None and not created > self.created_after:
+            return False
+        if self.created_before is not None and not created < self.created_before:
+            return False
+        return True
+
+
+def search(
+    conn: redis.Redis, tenant: str | None, query: Query, limit: int, cursor: str | None = None
+) -> tuple[list[dict], str | None]:
+    """Jobs matching ``query`` in its order: ``(records, next_cursor)``; see the module's
+    docstring for the cost of a page.
+
+    Args:
+        tenant: only this tenant's jobs; None searches every tenant's.
+        cursor: the ``next_cursor`` of the previous page.
+
+    Raises:
+        KeyError: the cursor names no job in the walked index.
+    """
+    created_key = JOBS_INDEX if tenant is None else tenant_jobs_key(tenant)
+    chunk = limit + 1
+    if query.sort_field == CREATED:
+        lo, hi = _bound(query.created_after, "-inf"), _bound(query.created_before, "+inf")
+        position_key = created_key
+        walk_key, candidates = _choose(conn, tenant, query, created_key, lo, hi)
+    else:
+        lo, hi = "-inf", "+inf"
+        position_key = walk_key = search_key(tenant, "metric", query.sort_field)
+        candidates = None
+    after = None
+    if cursor is not None:
+        score = conn.zscore(position_key, cursor)
+        if score is None:
+            raise KeyError(cursor)
+        after = (score, cursor)
+    if candidates is not None:
+        walk = _walk_list(conn, created_key, candidates, query.descending, after)
+    else:
+        walk = _walk(conn, walk_key, lo, hi, query.descending, after, chunk)
+    return _page(conn, walk, query, limit, created_key)
+
+
+def _bound(seconds: float | None, default: str) -> str:
+    return default if seconds is None else f"({seconds!r}"
+
+
+def _choose(conn, tenant, query: Query, created_key: str, lo: str, hi: str):
+    """The smallest index to walk among the filters': ``(key, None)``, or ``(None, ids)`` when
+    a name prefix's few matches are walked themselves."""
+    keys = [created_key]
+    if query.status is not None:
+        keys.append(search_key(tenant, "status", query.status))
+    keys += [search_key(tenant, "tag", tag) for tag in query.tags]
+    if query.dataset_id is not None:
+        keys.append(search_key(tenant, "dataset", query.dataset_id))
+    if query.sweep_id is not None:
+        keys.append(search_key(tenant, "sweep", query.sweep_id))
+    pipe = conn.pipeline(transaction=False)
+    for key in keys:
+        pipe.zcount(key, lo, hi)
+    if query.name is not None:
+        pipe.zlexcount(search_key(tenant, "name"), *_prefix_range(query.name))
+    counts = pipe.execute()
+    smallest = min(range(len(keys)), key=lambda i: counts[i])
+    if query.name is not None and counts[-1] <= min(NAME_CANDIDATES_MAX, counts[smallest]):
+        members = conn.zrangebylex(search_key(tenant, "name"), *_prefix_range(query.name))
+        return None, [m.rsplit(b"\0", 1)[1].decode() for m in members]
+    return keys[smallest], None
+
+
+def _prefix_range(prefix: str) -> tuple[bytes, bytes]:
+    encoded = prefix.encode()
+    return b"[" + encoded, b"[" + encoded + b"\xff"
+
+
+def _walk(conn, key: str, lo: str, hi: str, desc: bool, after, chunk: int) -> Iterator:
+    """``(id, score)`` of a sorted set's members within [lo, hi], in order, after ``after``
+    ``(score, id)``; fetched ``chunk`` at a time (ties at a chunk's edge: one more command)."""
+    while True:
+        if after is not None:
+            score, last = after
+            ties = sorted(m.decode() for m in conn.zrangebyscore(key, score, score))
+            if desc:
+                rest = [m for m in reversed(ties) if m < last]
+            else:
+                rest = [m for m in ties if m > last]
+            yield from ((m, score) for m in rest)
+            if desc:
+                hi = f"({score!r}"
+            else:
+                lo = f"({score!r}"
+        if desc:
+            entries = conn.zrevrangebyscore(key, hi, lo, start=0, num=chunk, withscores=True)
+        else:
+            entries = conn.zrangebyscore(key, lo, hi, start=0, num=chunk, withscores=True)
+        for member, score in entries:
+            yield member.decode(), score
+        if len(entries) < chunk:
+            return
+        after = (entries[-1][1], entries[-1][0].decode())
+
+
+def _walk_list(conn, created_key: str, ids: list[str], desc: bool, after) -> Iterator:
+    """The ids of a name prefix's matches in created order, after ``after``."""
+    if not ids:
+        return
+    scores = conn.zmscore(created_key, ids)
+    entries = sorted(
+        ((s, i) for s, i in zip(scores, ids, strict=True) if s is not None), reverse=desc
+    )
+    for score, job_id in entries:
+        if after is not None and ((score, job_id) >= after if desc else (score, job_id) <= after):
+            continue
+        yield job_id, score
+
+
+def _page(
+    conn, walk: Iterator, query: Query, limit: int, created_key: str
+) -> tuple[list[dict], str | None]:
+    """Read and check the walked jobs a chunk at a time until a page is full or its budget of
+    ``SCAN_CHUNKS`` chunks is spent."""
+    matches: list[dict] = []
+    last = None
+    for _ in range(SCAN_CHUNKS):
+        batch = [job_id for job_id, _score in islice(walk, limit + 1)]
+        raws, created = [], []
+        if batch:
+            pipe = conn.pipeline(transaction=False)
+            for job_id in batch:
+                pipe.hgetall(job_key(job_id))
+            pipe.zmscore(created_key, batch)
+            *raws, created = pipe.execute()
+        for job_id, raw, score in zip(batch, raws, created, strict=True):
+            last = job_id
+            record = {k.decode(): json.loads(v) for k, v in raw.items()}
+            if record and query.matches(record, score):
+                matches.append(record)
+                if len(matches) > limit:
+                    page = matches[:limit]
+                    return page, page[-1]["id"]
+        if len(batch) < limit + 1:
+            return matches, None
+    return matches, last
