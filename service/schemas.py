@@ -23,6 +23,7 @@ from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import TARGETS
 from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
 from store import JobStatus
+from store.models import LINEAGE_DEPTH
 from store.webhooks import EVENTS, MAX_CALLBACKS, MAX_URL_LENGTH, DeliveryStatus
 
 from .config import from_env
@@ -291,6 +292,19 @@ class JobCreateSchema(Schema):
         },
     )
     initial_weights = fields.List(fields.Nested(WeightsSchema), validate=validate.Length(min=1))
+    initial_model_id = fields.String(
+        validate=IdValidator("model"),
+        metadata={
+            "description": "Warm start: begin from this trained model's weights (same layer "
+            "sizes). Not with initial_weights."
+        },
+    )
+    keep_preprocessing = Bool(
+        metadata={
+            "description": "With initial_model_id: true (the default) keeps that model's "
+            "standardisation statistics and class labels; false fits them on this job's data."
+        }
+    )
     callbacks = fields.List(
         fields.Nested(CallbackSchema),
         validate=validate.Length(max=MAX_CALLBACKS),
@@ -324,12 +338,15 @@ class JobCreateSchema(Schema):
             arrays["X_val"], arrays["y_val"] = validation["X"], validation["y"]
             training["validation"] = {"data": True}
         spec = {"network": data["network"], "training": training}
-        for key in ("preprocessing", "targets"):
+        for key in ("preprocessing", "targets", "initial_model_id", "keep_preprocessing"):
             if key in data:
                 spec[key] = data[key]
         shape = None
+        if data.get("initial_weights"):
+            spec["initial_weights"] = True  # a stand-in, so normalize sees both warm starts
         try:
             spec = normalize(spec)
+            spec.pop("initial_weights", None)
             if data.get("initial_weights"):
                 pairs = [(w["W"], w["b"]) for w in data["initial_weights"]]
                 spec["initial_weights"] = [{"W": W.tolist(), "b": b.tolist()} for W, b in pairs]
@@ -524,6 +541,16 @@ class ModelSchema(Schema):
         fields.Integer(),
         allow_none=True,
         metadata={"description": 'targets "classes": the label of each output unit, in order.'},
+    )
+    parent_id = fields.String(
+        allow_none=True, metadata={"description": "The model it was warm-started from."}
+    )
+    lineage = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Its ancestors by warm start, parent first (at most "
+            f"{LINEAGE_DEPTH}); some may have been deleted since."
+        },
     )
 
 

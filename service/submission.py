@@ -14,6 +14,8 @@ import redis
 import store
 from backprop import SpecError
 from backprop.spec import check_job_data
+from backprop.warm_start import Parent
+from backprop.warm_start import check as check_warm_start
 from store import Callback, JobRecord, queue, webhooks
 
 from . import budget
@@ -60,6 +62,9 @@ def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
     dataset_id = job["dataset_id"]
     if dataset_id is not None:
         shape = dataset_shape(conn, dataset_id, spec, arrays, tenant)
+    if "initial_model_id" in spec:
+        source = "data" if dataset_id is None else "dataset_id"
+        check_initial_model(conn, spec, shape, tenant, source)
     n_val = len(arrays["X_val"]) if "X_val" in arrays else 0
     cost = budget.estimate(spec, shape["rows"], shape["columns"], n_val)
     over = budget.violations(cost, config)
@@ -112,6 +117,26 @@ def dataset_shape(
     except SpecError as exc:
         raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
     return record
+
+
+def check_initial_model(
+    conn: redis.Redis, spec: dict, shape: dict, tenant: Tenant, source: str
+) -> None:
+    """A warm start's model is the tenant's, finished, and fits the job (``warm_start.check``).
+
+    Raises:
+        InvalidJob: naming ``initial_model_id``, or the layer or field that does not fit.
+    """
+    model_id = spec["initial_model_id"]
+    meta = store.load_model_meta(conn, model_id)
+    if meta is None or not tenant.owns(meta):
+        message = f"No model {model_id}: give the id of a trained model of yours."
+        raise InvalidJob(message, {"initial_model_id": [message]})
+    parent = Parent(model_id, meta["n_inputs"], meta["spec"], meta.get("classes"))
+    try:
+        check_warm_start(spec, shape, parent, source)
+    except SpecError as exc:
+        raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
 
 
 def dry_run(plan: Plan, config: Mapping) -> dict:

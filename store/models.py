@@ -7,6 +7,10 @@ import redis
 
 from .keys import job_key, model_key, model_meta_key
 
+# How many ancestors a model's description lists (parent first): a chain of fine-tunings can
+# grow without bound, its description must not.
+LINEAGE_DEPTH = 20
+
 
 class ModelMeta(TypedDict):
     """A model's JSON description (``keys.model_meta_key``); its id is its job's id."""
@@ -25,6 +29,8 @@ class ModelMeta(TypedDict):
     stopped_early: bool
     best_epoch: int | None
     classes: list | None  # targets "classes": the label of each output unit
+    parent_id: str | None  # the model it was warm-started from (initial_model_id)
+    lineage: list[str]  # parent_id, its parent, ...: at most LINEAGE_DEPTH ids, nearest first
 
 
 def save_model(conn, model_id: str, blob: bytes, meta: ModelMeta) -> None:
@@ -56,3 +62,12 @@ def delete_model(conn: redis.Redis, model_id: str) -> bool:
     pipe.hset(job_key(model_id), mapping={"model_id": "null", "model_deleted": "true"})
     deleted = pipe.execute()[0]
     return bool(deleted)
+
+
+def lineage(conn: redis.Redis, parent_id: str | None) -> list[str]:
+    """The ancestors of a model warm-started from ``parent_id``, nearest first, at most
+    ``LINEAGE_DEPTH``; one read, since each model records its own."""
+    if parent_id is None:
+        return []
+    parent = load_model_meta(conn, parent_id) or {}
+    return [parent_id, *parent.get("lineage", [])][:LINEAGE_DEPTH]
