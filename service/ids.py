@@ -6,11 +6,26 @@ Anything else would name another key (``<id>:spec``, ``<id>:array:X``) and is re
 URL, 422 in a field.
 """
 
+import re
+
 from marshmallow import ValidationError, validate
 from werkzeug.routing import BaseConverter
 
 PATTERN = "[0-9a-f]{32}"
 ANCHORED = f"^{PATTERN}$"  # as OpenAPI documents it
+_ID = re.compile(PATTERN)
+# What a person would take for an id: 32 hex digits in either case (names must not be).
+_LOOKALIKE = re.compile(PATTERN.replace("a-f", "a-fA-F"))
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed id."""
+    return _ID.fullmatch(value) is not None
+
+
+def looks_like_id(value: str) -> bool:
+    """Whether ``value`` could be taken for an id: 32 hex digits, whatever their case."""
+    return _LOOKALIKE.fullmatch(value) is not None
 
 
 class IdConverter(BaseConverter):

@@ -668,3 +668,42 @@ class DeliverySchema(Schema):
 
 class DeliveryListSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema))
+
+
+class AliasPutSchema(Schema):
+    model_id = fields.String(
+        required=True,
+        validate=IdValidator("model"),
+        metadata={"description": "A finished model of yours; the alias points at it from now."},
+    )
+
+
+class AliasMoveSchema(Schema):
+    by = fields.String(metadata={"description": "The tenant that moved it."})
+    key = fields.String(
+        allow_none=True,
+        metadata={"description": "The first 12 hex digits of the SHA-256 of the API key used."},
+    )
+    # "from" is a Python keyword.
+    from_ = fields.String(
+        attribute="from", data_key="from", allow_none=True, metadata={"description": "null: new."}
+    )
+    to = fields.String()
+    at = fields.String()
+
+
+class AliasSchema(Schema):
+    name = fields.String()
+    model_id = fields.String()
+    history = fields.List(
+        fields.Nested(AliasMoveSchema), metadata={"description": "Its moves, newest first."}
+    )
+
+
+class AliasEntrySchema(Schema):
+    name = fields.String()
+    model_id = fields.String()
+
+
+class AliasListSchema(Schema):
+    aliases = fields.List(fields.Nested(AliasEntrySchema))

@@ -95,3 +95,18 @@ def delivery_key(delivery_id: str) -> str:
 def delivery_attempts_key(delivery_id: str) -> str:
     """One JSON record per attempt at a delivery, oldest first (a list)."""
     return f"{PREFIX}:delivery:{delivery_id}:attempts"
+
+
+def tenant_aliases_key(tenant: str) -> str:
+    """The tenant's model aliases: name -> model id (a hash)."""
+    return f"{PREFIX}:tenant:{tenant}:aliases"
+
+
+def alias_history_key(tenant: str, name: str) -> str:
+    """The moves of one alias, newest first, capped (a list of JSON records)."""
+    return f"{PREFIX}:tenant:{tenant}:alias:{name}:history"
+
+
+def model_aliases_key(model_id: str) -> str:
+    """The aliases that point at a model, as JSON ``[tenant, name]`` (a set)."""
+    return f"{PREFIX}:model:{model_id}:aliases"

@@ -57,11 +57,17 @@ def model_exists(conn: redis.Redis, model_id: str) -> bool:
 def delete_model(conn: redis.Redis, model_id: str) -> bool:
     """Remove a model, and its id from the job that made it; True when there was one."""
     pipe = conn.pipeline(transaction=True)
+    queue_delete(pipe, model_id)
+    deleted = pipe.execute()[0]
+    return bool(deleted)
+
+
+def queue_delete(pipe, model_id: str) -> None:
+    """Add the commands that delete a model to a transaction; the first replies how many
+    keys it removed (``store.aliases`` guards it)."""
     pipe.delete(model_key(model_id), model_meta_key(model_id))
     # A model's id is its job's id.
     pipe.hset(job_key(model_id), mapping={"model_id": "null", "model_deleted": "true"})
-    deleted = pipe.execute()[0]
-    return bool(deleted)
 
 
 def lineage(conn: redis.Redis, parent_id: str | None) -> list[str]:
