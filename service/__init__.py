@@ -53,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
     app.url_map.converters["rid"] = ids.IdConverter
     app.url_map.converters["mref"] = aliases.ModelRefConverter  # a model id or an alias
+    app.url_map.converters["alias"] = aliases.AliasNameConverter
 
     # First, so that every request is timed, counted and has its id, whoever answers it.
     logs.init_app(app)
@@ -70,6 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
     api.register_converter(aliases.ModelRefConverter, aliases.param_schema)
+    api.register_converter(aliases.AliasNameConverter, aliases.name_param_schema)
     for module in (health, jobs, models, aliases, datasets, webhooks, metrics):
         api.register_blueprint(module.blp)
     app.register_blueprint(dashboard.bp)  # the page at /, its assets; not in the OpenAPI doc

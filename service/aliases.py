@@ -8,6 +8,7 @@ serves the model an alias pointed at before it moved.
 
 import re
 
+import redis
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import abort
@@ -24,20 +25,18 @@ from .schemas import AliasListSchema, AliasPutSchema, AliasSchema
 
 blp = Blueprint("aliases", __name__, url_prefix="/v1/aliases", description="Model aliases")
 
-# A letter first and no colon or slash; never 32 hex digits (ids.looks_like_id).
-NAME_PATTERN = "[A-Za-z][A-Za-z0-9_.-]{0,63}"
 NAME_RULE = (
     "An alias is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter, and not "
     "32 hex digits (which would read as a model id)."
 )
-_NAME = re.compile(NAME_PATTERN)
+_NAME = re.compile(ids.ALIAS_PATTERN)
 KEY_DIGITS = 12  # of the SHA-256 of the API key, recorded with each move
 
 
 class ModelRefConverter(BaseConverter):
     """``<mref:model_id>``: a model id or an alias name; anything else is 404 at routing."""
 
-    regex = f"(?:{ids.PATTERN}|{NAME_PATTERN})"
+    regex = ids.MODEL_REF_PATTERN
 
 
 def param_schema(converter: ModelRefConverter) -> dict:
@@ -49,12 +48,27 @@ def param_schema(converter: ModelRefConverter) -> dict:
     }
 
 
-def model_id_of(ref: str) -> str:
-    """The model id that ``ref`` names: itself when it is an id, else what the caller's alias
-    of that name points at now. 404 for an unknown alias."""
+def resolve(conn: redis.Redis, tenant: str, ref: str) -> str | None:
+    """The model id that ``ref`` names: itself when it is an id, else what the tenant's alias
+    of that name points at now (None: no such alias). Every route and field that takes a model
+    id resolves it here."""
     if ids.is_id(ref):
         return ref
-    model_id = aliases.resolve(redis_conn(), current_tenant().name, ref)
+    return aliases.resolve(conn, tenant, ref)
+
+
+class AliasNameConverter(BaseConverter):
+    """``<alias:name>``: any path segment, so that a bad name is a 422 naming it (check_name),
+    documented as the names an alias may have."""
+
+
+def name_param_schema(converter: AliasNameConverter) -> dict:
+    return {"type": "string", "pattern": f"^{ids.ALIAS_PATTERN}$", "description": NAME_RULE}
+
+
+def model_id_of(ref: str) -> str:
+    """``resolve`` for the current request: 404 for an unknown alias."""
+    model_id = resolve(redis_conn(), current_tenant().name, ref)
     if model_id is None:
         abort(404, message=f"No model or alias {ref}.")
     return model_id
@@ -95,7 +109,7 @@ class Aliases(MethodView):
         return {"aliases": [{"name": n, "model_id": m} for n, m in pointing.items()]}
 
 
-@blp.route("/<name>")
+@blp.route("/<alias:name>")
 class Alias(MethodView):
     @blp.arguments(AliasPutSchema)
     @blp.response(200, AliasSchema)

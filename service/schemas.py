@@ -28,7 +28,7 @@ from store.webhooks import EVENTS, MAX_CALLBACKS, MAX_URL_LENGTH, DeliveryStatus
 
 from .config import from_env
 from .fields import RECTANGULAR, Bool, Matrix, Number, Vector
-from .ids import IdValidator
+from .ids import IdValidator, ModelRefValidator
 
 MAX_UNITS = 4096
 MAX_LAYERS = 32
@@ -293,10 +293,10 @@ class JobCreateSchema(Schema):
     )
     initial_weights = fields.List(fields.Nested(WeightsSchema), validate=validate.Length(min=1))
     initial_model_id = fields.String(
-        validate=IdValidator("model"),
+        validate=ModelRefValidator(),
         metadata={
             "description": "Warm start: begin from this trained model's weights (same layer "
-            "sizes). Not with initial_weights."
+            "sizes), given by id or alias (the job records the id). Not with initial_weights."
         },
     )
     keep_preprocessing = Bool(

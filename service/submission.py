@@ -18,7 +18,7 @@ from backprop.warm_start import Parent
 from backprop.warm_start import check as check_warm_start
 from store import Callback, JobRecord, queue, webhooks
 
-from . import budget
+from . import aliases, budget
 from .auth import Tenant
 from .exceptions import (
     IdempotencyKeyReused,
@@ -122,16 +122,19 @@ def dataset_shape(
 def check_initial_model(
     conn: redis.Redis, spec: dict, shape: dict, tenant: Tenant, source: str
 ) -> None:
-    """A warm start's model is the tenant's, finished, and fits the job (``warm_start.check``).
+    """A warm start's model (an id, or an alias: the spec then records the id it points at) is
+    the tenant's, finished, and fits the job (``warm_start.check``).
 
     Raises:
         InvalidJob: naming ``initial_model_id``, or the layer or field that does not fit.
     """
-    model_id = spec["initial_model_id"]
-    meta = store.load_model_meta(conn, model_id)
+    ref = spec["initial_model_id"]
+    model_id = aliases.resolve(conn, tenant.name, ref)
+    meta = None if model_id is None else store.load_model_meta(conn, model_id)
     if meta is None or not tenant.owns(meta):
-        message = f"No model {model_id}: give the id of a trained model of yours."
+        message = f"No model {ref}: give the id or alias of a trained model of yours."
         raise InvalidJob(message, {"initial_model_id": [message]})
+    spec["initial_model_id"] = model_id  # the job records the model, not what the alias was
     parent = Parent(model_id, meta["n_inputs"], meta["spec"], meta.get("classes"))
     try:
         check_warm_start(spec, shape, parent, source)

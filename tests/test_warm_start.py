@@ -201,3 +201,14 @@ def test_a_resumed_warm_start_ends_with_the_bits_of_an_uninterrupted_one():
     assert resumed.epoch == whole.epoch == 20
     assert np.array_equal(resumed.network.params, whole.network.params)
     assert resumed.history == whole.history
+
+
+def test_an_alias_names_the_initial_model_and_the_job_records_its_id(client):
+    parent = trained(client, {**PARENT, "training": {**PARENT["training"], "epochs": 2}})
+    assert client.put("/v1/aliases/production", json={"model_id": parent}).status_code == 201
+    child = trained(client, child_of("production", epochs=2))
+    model = client.get(f"/v1/models/{child}").get_json()
+    assert (model["parent_id"], model["spec"]["initial_model_id"]) == (parent, parent)
+    response = client.post("/v1/jobs", json=child_of("staging"))
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["initial_model_id"]
