@@ -3,15 +3,18 @@
 
 import copy
 import json
+import signal
 
 import numpy as np
 import pytest
+import requests
 
 import store
-from backprop import Trainer
+from backprop import Model, Trainer
 from tests.support.auth import bearer, keyed_app
-from tests.support.jobs import trained
-from tests.support.live import Api
+from tests.support.jobs import long_job, trained
+from tests.support.live import Api, final, past_epoch, submit, wait_for
+from tests.support.resume import FAST
 from workers.tasks import train_job
 
 RNG = np.random.default_rng(5)
@@ -212,3 +215,37 @@ def test_an_alias_names_the_initial_model_and_the_job_records_its_id(client):
     response = client.post("/v1/jobs", json=child_of("staging"))
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == ["initial_model_id"]
+
+
+def test_a_warm_start_killed_mid_run_resumes_to_the_bits_of_an_uninterrupted_one(
+    live_server, start_worker, redis_conn
+):
+    parent_job = long_job(epochs=50)
+    parent = submit(live_server, parent_job)
+    worker = start_worker(**FAST)
+    assert wait_for(live_server, parent, final, "an end")["status"] == "finished"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+
+    job = {**long_job(epochs=1200), "initial_model_id": parent}
+    child = submit(live_server, job)
+    worker = start_worker(**FAST)
+    wait_for(live_server, child, past_epoch(300, 1), "epoch 300")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    # The checkpoint the next attempt resumes from fits a Trainer of this warm start.
+    initial = Model.from_bytes(store.load_model_bytes(redis_conn, parent))
+    spec = {k: v for k, v in job.items() if k != "data"}
+    resumed = Trainer(spec, job["data"]["X"], job["data"]["y"], initial_model=initial)
+    resumed.restore(store.load_checkpoint(redis_conn, child))
+    assert resumed.epoch > 0
+    start_worker(**FAST)
+    record = wait_for(live_server, child, final, "an end")
+    assert (record["status"], record["attempts"]) == ("finished", 2)
+
+    reference = Trainer(spec, job["data"]["X"], job["data"]["y"], initial_model=initial)
+    reference.fit()
+    weights = requests.get(f"{live_server}/v1/models/{child}/weights", timeout=10).json()
+    history = requests.get(f"{live_server}/v1/jobs/{child}/history", timeout=10).json()
+    assert weights == json.loads(json.dumps(reference.model().weights()))
+    assert history == json.loads(json.dumps(reference.history))
