@@ -48,6 +48,16 @@ def param_schema(converter: ModelRefConverter) -> dict:
     }
 
 
+class AliasNameConverter(BaseConverter):
+    """``<alias:name>``: any path segment, so that a bad name is a 422 naming it (check_name),
+    documented as the names an alias may have."""
+
+
+def name_param_schema(converter: AliasNameConverter) -> dict:
+    """How flask-smorest documents an ``alias`` path parameter."""
+    return {"type": "string", "pattern": f"^{ids.ALIAS_PATTERN}$", "description": NAME_RULE}
+
+
 def resolve(conn: redis.Redis, tenant: str, ref: str) -> str | None:
     """The model id that ``ref`` names: itself when it is an id, else what the tenant's alias
     of that name points at now (None: no such alias). Every route and field that takes a model
@@ -55,15 +65,6 @@ def resolve(conn: redis.Redis, tenant: str, ref: str) -> str | None:
     if ids.is_id(ref):
         return ref
     return aliases.resolve(conn, tenant, ref)
-
-
-class AliasNameConverter(BaseConverter):
-    """``<alias:name>``: any path segment, so that a bad name is a 422 naming it (check_name),
-    documented as the names an alias may have."""
-
-
-def name_param_schema(converter: AliasNameConverter) -> dict:
-    return {"type": "string", "pattern": f"^{ids.ALIAS_PATTERN}$", "description": NAME_RULE}
 
 
 def model_id_of(ref: str) -> str:
@@ -80,9 +81,9 @@ def delete_unless_aliased(model_id: str) -> None:
     pointing = aliases.delete_model_unless_aliased(redis_conn(), model_id)
     if pointing:
         mine = current_tenant().name
-        names = ", ".join(name if owner == mine else f"{owner}:{name}" for owner, name in pointing)
-        message = f"Aliases point at model {model_id}: {names}. Move or delete them first."
-        abort(409, message=message, errors={"aliases": [names]})
+        names = [name if owner == mine else f"{owner}:{name}" for owner, name in pointing]
+        message = f"Aliases point at model {model_id}: {', '.join(names)}. Move or delete them."
+        abort(409, message=message, errors={"aliases": names})
 
 
 def check_name(name: str) -> None:

@@ -133,7 +133,7 @@ def test_deleting_a_model_an_alias_points_at_is_409_naming_the_aliases(client, t
     assert response.status_code == 409
     body = response.get_json()
     assert "canary, prod" in body["message"]
-    assert body["errors"] == {"aliases": ["canary, prod"]}
+    assert body["errors"] == {"aliases": ["canary", "prod"]}
     assert client.delete("/v1/models/prod").status_code == 409  # through the alias too
     assert client.get(f"/v1/models/{first}").status_code == 200
 
