@@ -249,3 +249,32 @@ def test_a_warm_start_killed_mid_run_resumes_to_the_bits_of_an_uninterrupted_one
     history = requests.get(f"{live_server}/v1/jobs/{child}/history", timeout=10).json()
     assert weights == json.loads(json.dumps(reference.model().weights()))
     assert history == json.loads(json.dumps(reference.history))
+
+
+CLASSES = {
+    "network": {
+        "layers": [{"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
+        "seed": 4,
+    },
+    "training": {
+        "loss": "categorical_crossentropy",
+        "optimizer": {"name": "adam", "learning_rate": 0.05},
+        "epochs": 5,
+        "batch_size": None,
+    },
+    "targets": "classes",
+    "data": {"X": [[0, 0], [0, 1], [4, 4], [4, 5], [8, 0], [9, 0]], "y": [0, 0, 1, 1, 2, 2]},
+}
+
+
+def test_kept_class_labels_must_be_the_parents(client):
+    parent = trained(client, CLASSES)
+    other_labels = {**CLASSES["data"], "y": [1, 1, 2, 2, 3, 3]}
+    job = {**CLASSES, "data": other_labels, "initial_model_id": parent}
+    response = client.post("/v1/jobs", json=job)
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["data.y"]
+    child = trained(client, {**job, "keep_preprocessing": False})
+    assert client.get(f"/v1/models/{child}").get_json()["classes"] == [1, 2, 3]
+    kept = trained(client, {**CLASSES, "initial_model_id": parent})
+    assert client.get(f"/v1/models/{kept}").get_json()["classes"] == [0, 1, 2]
