@@ -1,7 +1,8 @@
 """The plain-data spec: defaults and checks.
 
 A spec is ``{"network": {...}, "training": {...}, "preprocessing"?: {...}, "targets"?: str,
-"initial_weights"?: [...]}``, the same shape the HTTP API accepts. ``normalize`` fills every
+"initial_weights"?: [...], "initial_model_id"?: str, "keep_preprocessing"?: bool}``, the same
+shape the HTTP API accepts (see ``warm_start`` for the last two). ``normalize`` fills every
 default here, in one place, and raises ``SpecError`` naming the field path of the first
 problem it finds.
 """
@@ -19,6 +20,7 @@ from .losses import LOSSES
 from .metrics import METRIC_NAMES, metric_kind
 from .optimizers import OPTIMIZERS, SCHEDULES
 from .preprocessing import TARGETS, Preprocessor, check_classes, class_labels, target_columns
+from .warm_start import normalize as warm_start_fields
 
 DTYPES = ("float64", "float32")
 # The article's U[0,1) and N(0,1) draw biases too; the variance-scaling schemes use zeros.
@@ -200,6 +202,7 @@ def normalize(spec: dict) -> dict:
     }
     if spec.get("initial_weights") is not None:
         out["initial_weights"] = spec["initial_weights"]
+    out.update(warm_start_fields(spec))
     return out
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .exceptions import CheckpointError, DivergenceError
+from .exceptions import CheckpointError, DivergenceError, SpecError
 from .initializers import initial_parameters
 from .losses import get_loss
 from .metrics import EpochMetrics, higher_is_better, metric_kind
@@ -19,6 +19,9 @@ from .optimizers import get_optimizer, schedule_lr
 from .preprocessing import Preprocessor, class_labels
 from .serialization import pack, unpack
 from .spec import as_dtype, check_data, check_job_data, normalize, validation_rows
+from .warm_start import FIELD as WARM_START
+from .warm_start import Parent
+from .warm_start import check as check_warm_start
 
 CHECKPOINT_FORMAT = "backprop.checkpoint/2"
 
@@ -34,12 +37,15 @@ class Trainer:
         X: array-like of shape (n_samples, n_inputs).
         y: array-like of shape (n_samples, n_outputs), or (n_samples,) for one output.
         validation_data: optional ``(X_val, y_val)``; overrides ``training.validation``.
+        initial_model: the ``Model`` that the spec's ``initial_model_id`` names (warm start):
+            training starts from its weights, and from its fitted preprocessing unless the
+            spec says ``keep_preprocessing: false``.
 
     Raises:
         SpecError: the spec or the data is invalid; its ``path`` names the field.
     """
 
-    def __init__(self, spec: dict, X, y, validation_data=None):
+    def __init__(self, spec: dict, X, y, validation_data=None, initial_model: Model | None = None):
         self.spec = normalize(spec)
         net, tr = self.spec["network"], self.spec["training"]
         n_outputs = net["layers"][-1]["units"]
@@ -55,6 +61,16 @@ class Trainer:
         }
         # The API checks a job against its data with the same function before queueing it.
         checked = check_job_data(self.spec, shape, validation_data)
+        if (initial_model is None) != (WARM_START not in self.spec):
+            raise SpecError(WARM_START, "the initial model and its id come together")
+        if initial_model is not None:
+            parent = Parent(
+                self.spec[WARM_START],
+                initial_model.n_inputs,
+                initial_model.spec,
+                initial_model.classes,
+            )
+            check_warm_start(self.spec, shape, parent)
         self.dtype = np.dtype(net["dtype"])
         seed = net["seed"]
         if checked.validation is not None:
@@ -64,8 +80,12 @@ class Trainer:
             X, y, Xv, yv = _split(X, y, tr["validation"]["fraction"], seed)
         else:
             Xv = yv = None
-        # Fitted on the training rows only, so validation scores see unseen statistics.
-        self.preprocessor = Preprocessor.fit(self.spec, X, classes)
+        if initial_model is not None and self.spec["keep_preprocessing"]:
+            # The parent's numbers, so the fine-tuned model predicts on the parent's scale.
+            self.preprocessor = initial_model.preprocessor
+        else:
+            # Fitted on the training rows only, so validation scores see unseen statistics.
+            self.preprocessor = Preprocessor.fit(self.spec, X, classes)
         X, y = self.preprocessor.transform(X), self.preprocessor.encode(y, "data.y")
         if Xv is not None:
             Xv = self.preprocessor.transform(Xv)
@@ -82,6 +102,11 @@ class Trainer:
         sizes = [self.X.shape[1]] + [layer["units"] for layer in net["layers"]]
         if checked.initial_weights is not None:
             params = checked.initial_weights
+        elif initial_model is not None:
+            params = initial_model.network.parameters()
+            for W, b in params:  # a float64 parent's values may not fit float32
+                as_dtype(W, self.dtype, WARM_START)
+                as_dtype(b, self.dtype, WARM_START)
         else:
             params = initial_parameters(net["init"], seed, sizes)
         self.network = Network(sizes[0], net["layers"], self.dtype, params, keep_logits=fused)

@@ -4,6 +4,7 @@ from flask import Flask, request
 from flask_smorest import abort
 
 from . import (
+    aliases,
     auth,
     bodies,
     dashboard,
@@ -51,6 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     # <rid:job_id>: a malformed id is 404 before it can name another Redis key.
     app.url_map.converters["rid"] = ids.IdConverter
+    app.url_map.converters["mref"] = aliases.ModelRefConverter  # a model id or an alias
+    app.url_map.converters["alias"] = aliases.AliasNameConverter
 
     # First, so that every request is timed, counted and has its id, whoever answers it.
     logs.init_app(app)
@@ -67,7 +70,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
-    for module in (health, jobs, models, datasets, webhooks, metrics):
+    api.register_converter(aliases.ModelRefConverter, aliases.param_schema)
+    api.register_converter(aliases.AliasNameConverter, aliases.name_param_schema)
+    for module in (health, jobs, models, aliases, datasets, webhooks, metrics):
         api.register_blueprint(module.blp)
     app.register_blueprint(dashboard.bp)  # the page at /, its assets; not in the OpenAPI doc
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc

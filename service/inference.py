@@ -332,7 +332,7 @@ def route(view, *rules: str) -> None:
 route(ServerMetadata, "")
 route(ServerLive, "/health/live")
 route(ServerReady, "/health/ready")
-MODEL = "/models/<rid:model_id>"  # a malformed id is 404 before it reaches Redis
+MODEL = "/models/<mref:model_id>"  # an id or an alias; anything else is 404 before Redis
 VERSIONED = f"{MODEL}/versions/<version>"
 route(ModelMetadata, MODEL, VERSIONED)
 route(ModelReady, f"{MODEL}/ready", f"{VERSIONED}/ready")

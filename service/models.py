@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 import store
 from store import FINAL_STATUSES
 
+from .aliases import delete_unless_aliased, model_id_of
 from .auth import PUBLIC, current_tenant
 from .endpoints import big_body_hint
 from .errors import Blueprint
@@ -41,8 +42,9 @@ RECHECK_SECONDS = 1.0
 
 
 def meta_or_error(model_id: str) -> dict:
-    """The model's description; 409 while its job has not finished, 404 when there is none
-    (or another tenant owns it)."""
+    """The description of the model that ``model_id`` (or an alias) names; 409 while its job
+    has not finished, 404 when there is none (or another tenant owns it)."""
+    model_id = model_id_of(model_id)
     conn = redis_conn()
     tenant = current_tenant()
     meta = store.load_model_meta(conn, model_id)
@@ -63,10 +65,12 @@ def meta_or_error(model_id: str) -> dict:
 
 
 def load_model(model_id: str):
-    """The model, from this process's cache when it is there and has not been deleted.
+    """The model that ``model_id`` (or an alias, resolved on every call) names, from this
+    process's cache when it is there and has not been deleted.
 
     Aborts with 404 (unknown, deleted, or another tenant's) or 409 (still training).
     """
+    model_id = model_id_of(model_id)
     cache = model_cache()
     entry = cache.get(model_id)
     if entry is not None:
@@ -86,7 +90,7 @@ def load_model(model_id: str):
     return cache.put(model_id, blob, meta.get("tenant", PUBLIC))
 
 
-@blp.route("/<rid:model_id>")
+@blp.route("/<mref:model_id>")
 class Model(MethodView):
     @blp.response(200, ModelSchema)
     def get(self, model_id):
@@ -98,15 +102,16 @@ class Model(MethodView):
 
     @blp.response(204)
     def delete(self, model_id):
-        """Delete a model; models are kept until this is called."""
+        """Delete a model; models are kept until this is called. 409 while aliases point at it."""
+        model_id = model_id_of(model_id)
         meta = store.load_model_meta(redis_conn(), model_id)
         if meta is None or not current_tenant().owns(meta):
             abort(404, message=f"No model {model_id}.")
-        store.delete_model(redis_conn(), model_id)
+        delete_unless_aliased(model_id)
         model_cache().discard(model_id)
 
 
-@blp.route("/<rid:model_id>/weights")
+@blp.route("/<mref:model_id>/weights")
 class ModelWeights(MethodView):
     @blp.arguments(WeightsQuerySchema, location="query")
     @blp.response(200, LayerWeightsSchema(many=True))
@@ -136,7 +141,7 @@ class ModelWeights(MethodView):
         return download(buffer.getvalue(), f"{model_id}.npz")
 
 
-@blp.route("/<rid:model_id>/onnx")
+@blp.route("/<mref:model_id>/onnx")
 class ModelOnnx(MethodView):
     @blp.response(200, description="An ONNX model: input 'input' (N, n_inputs), output 'output'.")
     @blp.doc(responses={200: BINARY_DOC})
@@ -153,7 +158,7 @@ class ModelOnnx(MethodView):
 # The hot path of other services' requests, so a plain function view whose body is parsed by
 # hand (read_inputs), not a MethodView with @blp.arguments/@blp.response: that machinery costs
 # more than the forward pass. The documentation is what those decorators would have written.
-@blp.route("/<rid:model_id>/predict", methods=["POST"])
+@blp.route("/<mref:model_id>/predict", methods=["POST"])
 @blp.doc(
     requestBody={
         "required": True,

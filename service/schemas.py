@@ -25,11 +25,12 @@ from backprop.optimizers import OPTIMIZERS
 from backprop.preprocessing import TARGETS
 from backprop.spec import DTYPES, SCHEDULES, check_job_data, data_shape, normalize
 from store import JobStatus, labels
+from store.models import LINEAGE_DEPTH
 from store.webhooks import EVENTS, MAX_CALLBACKS, MAX_URL_LENGTH, DeliveryStatus
 
 from .config import from_env
 from .fields import RECTANGULAR, Bool, Matrix, Number, Vector
-from .ids import IdValidator
+from .ids import IdValidator, ModelRefValidator
 
 MAX_UNITS = 4096
 MAX_LAYERS = 32
@@ -323,6 +324,19 @@ class JobCreateSchema(Schema):
         },
     )
     initial_weights = fields.List(fields.Nested(WeightsSchema), validate=validate.Length(min=1))
+    initial_model_id = fields.String(
+        validate=ModelRefValidator(),
+        metadata={
+            "description": "Warm start: begin from this trained model's weights (same layer "
+            "sizes), given by id or alias (the job records the id). Not with initial_weights."
+        },
+    )
+    keep_preprocessing = Bool(
+        metadata={
+            "description": "With initial_model_id: true (the default) keeps that model's "
+            "standardisation statistics and class labels; false fits them on this job's data."
+        }
+    )
     callbacks = fields.List(
         fields.Nested(CallbackSchema),
         validate=validate.Length(max=MAX_CALLBACKS),
@@ -364,12 +378,15 @@ class JobCreateSchema(Schema):
             arrays["X_val"], arrays["y_val"] = validation["X"], validation["y"]
             training["validation"] = {"data": True}
         spec = {"network": data["network"], "training": training}
-        for key in ("preprocessing", "targets"):
+        for key in ("preprocessing", "targets", "initial_model_id", "keep_preprocessing"):
             if key in data:
                 spec[key] = data[key]
         shape = None
+        if data.get("initial_weights"):
+            spec["initial_weights"] = True  # a stand-in, so normalize sees both warm starts
         try:
             spec = normalize(spec)
+            spec.pop("initial_weights", None)
             if data.get("initial_weights"):
                 pairs = [(w["W"], w["b"]) for w in data["initial_weights"]]
                 spec["initial_weights"] = [{"W": W.tolist(), "b": b.tolist()} for W, b in pairs]
@@ -660,6 +677,16 @@ class ModelSchema(Schema):
     )
     name = fields.String(allow_none=True, metadata={"description": "Its job's name, as now."})
     tags = fields.List(fields.String(), metadata={"description": "Its job's tags, as now."})
+    parent_id = fields.String(
+        allow_none=True, metadata={"description": "The model it was warm-started from."}
+    )
+    lineage = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Its ancestors by warm start, parent first (at most "
+            f"{LINEAGE_DEPTH}); some may have been deleted since."
+        },
+    )
 
 
 class LayerWeightsSchema(Schema):
@@ -776,3 +803,42 @@ class DeliverySchema(Schema):
 
 class DeliveryListSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema))
+
+
+class AliasPutSchema(Schema):
+    model_id = fields.String(
+        required=True,
+        validate=IdValidator("model"),
+        metadata={"description": "A finished model of yours; the alias points at it from now."},
+    )
+
+
+class AliasMoveSchema(Schema):
+    by = fields.String(metadata={"description": "The tenant that moved it."})
+    key = fields.String(
+        allow_none=True,
+        metadata={"description": "The first 12 hex digits of the SHA-256 of the API key used."},
+    )
+    # "from" is a Python keyword.
+    from_ = fields.String(
+        attribute="from", data_key="from", allow_none=True, metadata={"description": "null: new."}
+    )
+    to = fields.String()
+    at = fields.String()
+
+
+class AliasSchema(Schema):
+    name = fields.String()
+    model_id = fields.String()
+    history = fields.List(
+        fields.Nested(AliasMoveSchema), metadata={"description": "Its moves, newest first."}
+    )
+
+
+class AliasEntrySchema(Schema):
+    name = fields.String()
+    model_id = fields.String()
+
+
+class AliasListSchema(Schema):
+    aliases = fields.List(fields.Nested(AliasEntrySchema))

@@ -14,9 +14,11 @@ import redis
 import store
 from backprop import SpecError
 from backprop.spec import check_job_data
+from backprop.warm_start import Parent
+from backprop.warm_start import check as check_warm_start
 from store import Callback, JobRecord, queue, webhooks
 
-from . import budget
+from . import aliases, budget
 from .auth import Tenant
 from .exceptions import (
     IdempotencyKeyReused,
@@ -66,6 +68,9 @@ def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
     dataset_id = job["dataset_id"]
     if dataset_id is not None:
         shape = dataset_shape(conn, dataset_id, spec, arrays, tenant)
+    if "initial_model_id" in spec:
+        source = "data" if dataset_id is None else "dataset_id"
+        check_initial_model(conn, spec, shape, tenant, source)
     n_val = len(arrays["X_val"]) if "X_val" in arrays else 0
     cost = budget.estimate(spec, shape["rows"], shape["columns"], n_val)
     over = budget.violations(cost, config)
@@ -128,6 +133,29 @@ def dataset_shape(
     except SpecError as exc:
         raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
     return record
+
+
+def check_initial_model(
+    conn: redis.Redis, spec: dict, shape: dict, tenant: Tenant, source: str
+) -> None:
+    """A warm start's model (an id, or an alias: the spec then records the id it points at) is
+    the tenant's, finished, and fits the job (``warm_start.check``).
+
+    Raises:
+        InvalidJob: naming ``initial_model_id``, or the layer or field that does not fit.
+    """
+    ref = spec["initial_model_id"]
+    model_id = aliases.resolve(conn, tenant.name, ref)
+    meta = None if model_id is None else store.load_model_meta(conn, model_id)
+    if meta is None or not tenant.owns(meta):
+        message = f"No model {ref}: give the id or alias of a trained model of yours."
+        raise InvalidJob(message, {"initial_model_id": [message]})
+    spec["initial_model_id"] = model_id  # the job records the model, not what the alias was
+    parent = Parent(model_id, meta["n_inputs"], meta["spec"], meta.get("classes"))
+    try:
+        check_warm_start(spec, shape, parent, source)
+    except SpecError as exc:
+        raise InvalidJob(str(exc), {exc.path: [exc.message]}) from exc
 
 
 def dry_run(plan: Plan, config: Mapping) -> dict:

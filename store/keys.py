@@ -106,3 +106,18 @@ def search_key(tenant: str | None, index: str, value: str = "") -> str:
     """
     scope = "all" if tenant is None else f"tenant:{tenant}"
     return f"{PREFIX}:search:{scope}:{index}:{value}"
+
+
+def tenant_aliases_key(tenant: str) -> str:
+    """The tenant's model aliases: name -> model id (a hash)."""
+    return f"{PREFIX}:tenant:{tenant}:aliases"
+
+
+def alias_history_key(tenant: str, name: str) -> str:
+    """The moves of one alias, newest first, capped (a list of JSON records)."""
+    return f"{PREFIX}:tenant:{tenant}:alias:{name}:history"
+
+
+def model_aliases_key(model_id: str) -> str:
+    """The aliases that point at a model, as JSON ``[tenant, name]`` (a set)."""
+    return f"{PREFIX}:model:{model_id}:aliases"

@@ -12,9 +12,10 @@ import redis
 from rq.timeouts import JobTimeoutException
 
 import store
-from backprop import CheckpointError, DivergenceError, SpecError, Trainer
+from backprop import CheckpointError, DivergenceError, Model, SpecError, Trainer
 from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, logs, queue
 from store.config import SharedConfig
+from store.models import lineage
 
 from . import metrics, runtime
 from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
@@ -97,8 +98,17 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
             return _end(conn, job_id, settings, JobStatus.FAILED, ("dataset_missing", message))
         arrays.update(data)
     validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
+    parent_id = spec.get("initial_model_id")
+    initial_model = None
+    if parent_id is not None:
+        blob = store.load_model_bytes(conn, parent_id)
+        if blob is None:
+            message = f"initial model {parent_id} was deleted before the job could start from it"
+            error = ("initial_model_missing", message)
+            return _end(conn, job_id, settings, JobStatus.FAILED, error)
+        initial_model = Model.from_bytes(blob)
     try:
-        trainer = Trainer(spec, arrays["X"], arrays["y"], validation)
+        trainer = Trainer(spec, arrays["X"], arrays["y"], validation, initial_model)
     except SpecError as exc:
         return _end(conn, job_id, settings, JobStatus.FAILED, ("invalid_spec", str(exc)))
     _resume(conn, job_id, trainer)
@@ -184,6 +194,8 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         "stopped_early": info["stopped_early"],
         "best_epoch": info["best_epoch"],
         "classes": model.classes,
+        "parent_id": model.spec.get("initial_model_id"),
+        "lineage": lineage(conn, model.spec.get("initial_model_id")),
     }
     blob = model.to_bytes()
     try:
