@@ -60,7 +60,7 @@ class TrainingWorker(SimpleWorker):
         except REDIS_ERRORS as exc:
             # The task has recorded the job's own outcome, or left the job for the reaper to
             # put back on the queue; only rq's record of this run is missing.
-            log.warning("%s; rq could not record the run of %s", refusal(exc), job.id)
+            log.warning("%s; rq could not record the end of %s", refusal(exc), job.id)
 
     def heartbeat(self, *args, **kwargs):
         try:
