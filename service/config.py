@@ -12,6 +12,8 @@ def from_env(env=os.environ) -> dict:
     shared = SharedConfig.from_env(env)
     return {
         "REDIS_URL": shared.redis_url,
+        # Redis Sentinel (REDIS_SENTINELS, ...): when set, the master it reports, not REDIS_URL.
+        "REDIS_SENTINEL": shared.sentinel,
         # The largest body of any kind; binary /v2 tensors are bounded by it.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * MIB)),
         # JSON bodies, checked before a byte is read: parsing takes several times their size in

@@ -14,6 +14,8 @@ from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from store.connection import UNAVAILABLE
+
 from .endpoints import open_endpoint
 from .extensions import limiter
 
@@ -117,12 +119,9 @@ def retry_after_seconds() -> int:
     return max(1, math.ceil(current.reset_at - time.time()))
 
 
-# Redis errors that mean "not now" rather than a bug; every route answers them alike.
-REDIS_FAILURES = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.OutOfMemoryError,
-)
+# Redis errors that mean "not now" rather than a bug; every route answers them alike:
+# unreachable or failing over (store.connection.UNAVAILABLE) is a 503, full a 507.
+REDIS_FAILURES = (*UNAVAILABLE, redis.exceptions.OutOfMemoryError)
 
 
 def redis_failure(exc: redis.exceptions.RedisError) -> tuple[HTTPStatus, str, dict]:
@@ -135,7 +134,7 @@ def redis_failure(exc: redis.exceptions.RedisError) -> tuple[HTTPStatus, str, di
         retry = STORAGE_FULL_RETRY_AFTER_SECONDS
         return HTTPStatus.INSUFFICIENT_STORAGE, message, {"Retry-After": str(retry)}
     log.warning("redis unavailable: %s", exc)
-    message = f"Redis is unreachable; retry later ({exc.__class__.__name__})."
+    message = f"Redis is unreachable or failing over; retry later ({exc.__class__.__name__})."
     return HTTPStatus.SERVICE_UNAVAILABLE, message, {"Retry-After": "5"}
 
 

@@ -26,10 +26,17 @@ limiter = Limiter(
 
 def init_app(app: Flask) -> None:
     # One connection for each thread: followers hold theirs while they wait in Redis.
-    conn = store.connect(app.config["REDIS_URL"], max_connections=server_threads(app.config))
+    conn = store.connect(
+        app.config["REDIS_URL"],
+        max_connections=server_threads(app.config),
+        sentinel=app.config.get("REDIS_SENTINEL"),
+    )
     app.extensions["redis"] = conn
     app.extensions["model_cache"] = ModelCache(app.config["MODEL_CACHE_BYTES"])
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    # The limiter's counters go through the same pool (a thread uses it for the check before
+    # its view, never during), so they follow a Sentinel failover too.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "redis://")
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": conn.connection_pool})
     # X-RateLimit headers on every response cost a Redis round trip each; a 429 still carries
     # Retry-After (service.errors).
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)

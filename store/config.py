@@ -12,9 +12,51 @@ WEEK_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
+class SentinelConfig:
+    """Redis Sentinel: where the sentinels are and which master they watch.
+
+    Attributes:
+        sentinels: ``(host, port)`` of each sentinel (REDIS_SENTINELS, ``host:port,...``).
+        master_name: the name the sentinels monitor the master under (REDIS_MASTER_NAME).
+        sentinel_password: the sentinels' own password, if they have one
+            (REDIS_SENTINEL_PASSWORD).
+        password: the master's and replicas' password, if they have one (REDIS_PASSWORD).
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    master_name: str = "mymaster"
+    sentinel_password: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "SentinelConfig | None":
+        """The sentinels of REDIS_SENTINELS, or None when it is unset or empty."""
+        items = env.get("REDIS_SENTINELS", "").split(",")
+        sentinels = tuple(parse_address(item) for item in items if item.strip())
+        if not sentinels:
+            return None
+        return cls(
+            sentinels=sentinels,
+            master_name=env.get("REDIS_MASTER_NAME") or cls.master_name,
+            sentinel_password=env.get("REDIS_SENTINEL_PASSWORD") or None,
+            password=env.get("REDIS_PASSWORD") or None,
+        )
+
+
+def parse_address(item: str) -> tuple[str, int]:
+    """``"host:port"`` → ``("host", port)``; a ValueError names a malformed one."""
+    host, _, port = item.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"REDIS_SENTINELS: {item.strip()!r} is not host:port")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
 class SharedConfig:
     """Attributes:
-    redis_url: the Redis both sides use (REDIS_URL).
+    redis_url: the Redis both sides use (REDIS_URL), unless ``sentinel`` is set.
+    sentinel: the Sentinel-managed master both sides use instead (REDIS_SENTINELS, ...), or
+        None.
     data_ttl_seconds: how long a job's training arrays outlive the job (DATA_TTL_SECONDS).
     result_ttl_seconds, failure_ttl_seconds: how long rq keeps its own records of finished
         and failed attempts (RESULT_TTL_SECONDS, FAILURE_TTL_SECONDS).
@@ -24,6 +66,7 @@ class SharedConfig:
     data_ttl_seconds: int = WEEK_SECONDS
     result_ttl_seconds: int = WEEK_SECONDS
     failure_ttl_seconds: int = WEEK_SECONDS
+    sentinel: SentinelConfig | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "SharedConfig":
@@ -32,6 +75,7 @@ class SharedConfig:
             data_ttl_seconds=int(env.get("DATA_TTL_SECONDS", cls.data_ttl_seconds)),
             result_ttl_seconds=int(env.get("RESULT_TTL_SECONDS", cls.result_ttl_seconds)),
             failure_ttl_seconds=int(env.get("FAILURE_TTL_SECONDS", cls.failure_ttl_seconds)),
+            sentinel=SentinelConfig.from_env(env),
         )
 
 

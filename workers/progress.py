@@ -12,19 +12,17 @@ import time
 import redis
 
 import store
+from store.connection import UNAVAILABLE
 
 from . import metrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Redis cannot take a write now: it is unreachable, or full (at maxmemory, with the noeviction
-# policy, it refuses writes until space is freed). Either way the write is tried again later.
-REDIS_ERRORS = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.OutOfMemoryError,
-)
+# Redis cannot take a write now: it is unreachable or failing over (store.connection's
+# UNAVAILABLE), or full (at maxmemory, with the noeviction policy, it refuses writes until
+# space is freed). Either way the write is tried again later.
+REDIS_ERRORS = (*UNAVAILABLE, redis.exceptions.OutOfMemoryError)
 
 
 def refusal(exc: Exception) -> str:

@@ -14,7 +14,7 @@ from rq.timeouts import JobTimeoutException
 import store
 from backprop import CheckpointError, DivergenceError, Model, SpecError, Trainer
 from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, logs, queue
-from store.config import SharedConfig
+from store.config import SentinelConfig, SharedConfig
 from store.models import lineage
 
 from . import metrics, runtime
@@ -25,13 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def connection():
-    """One Redis client (and connection pool) per worker process and REDIS_URL, across jobs."""
-    return _client(SharedConfig.from_env().redis_url)
+    """One Redis client (and connection pool) per worker process and Redis (REDIS_URL, or
+    the sentinels' master), across jobs."""
+    shared = SharedConfig.from_env()
+    return _client(shared.redis_url, shared.sentinel)
 
 
 @functools.cache
-def _client(url: str | None):
-    return store.connect(url)
+def _client(url: str, sentinel: SentinelConfig | None):
+    return store.connect(url, sentinel=sentinel)
 
 
 def train_job(job_id: str) -> dict:

@@ -5,18 +5,16 @@ import signal
 import threading
 import time
 
-import redis
 from rq import SimpleWorker
 
 from . import runtime
-from .progress import StopReason
+from .progress import REDIS_ERRORS, StopReason, refusal
 
 log = logging.getLogger(__name__)
 
-# While Redis is full, rq's loop tries again after a pause that doubles up to this.
+# While Redis is full or unavailable, rq's loop tries again after a pause that doubles up to
+# this.
 FULL_RETRY_SECONDS = 5.0
-
-OutOfMemory = redis.exceptions.OutOfMemoryError
 
 
 class TrainingWorker(SimpleWorker):
@@ -27,15 +25,17 @@ class TrainingWorker(SimpleWorker):
     interrupts the job in this process instead.
 
     While Redis is full (maxmemory, noeviction) it refuses rq's own bookkeeping writes too, and
-    rq's work loop quits on any error but a lost connection. This worker waits for space
-    instead: a full Redis must not take the workers down with it.
+    rq's work loop quits on any error but a lost connection while it waits for a job. This
+    worker waits for space instead: a full Redis must not take the workers down with it. The
+    same goes for a Redis that is unreachable or failing over (REDIS_ERRORS), whichever of rq's
+    steps it interrupts: the worker carries on with the new master.
     """
 
     def request_stop(self, signum, frame):
         runtime.request_stop(StopReason.SHUTDOWN)
         try:
             super().request_stop(signum, frame)
-        except OutOfMemory:
+        except REDIS_ERRORS:
             pass  # rq notes the request in Redis after acting on it; the stop still happens
 
     def kill_horse(self, sig=None):
@@ -57,26 +57,27 @@ class TrainingWorker(SimpleWorker):
     def execute_job(self, job, queue):
         try:
             super().execute_job(job, queue)
-        except OutOfMemory:
+        except REDIS_ERRORS as exc:
             # The task has recorded the job's own outcome, or left the job for the reaper to
             # put back on the queue; only rq's record of this run is missing.
-            log.warning("Redis is full (maxmemory); rq could not record the end of %s", job.id)
+            log.warning("%s; rq could not record the end of %s", refusal(exc), job.id)
 
     def heartbeat(self, *args, **kwargs):
         try:
             super().heartbeat(*args, **kwargs)
-        except OutOfMemory:
-            log.warning("Redis is full (maxmemory); rq's worker heartbeat skipped")
+        except REDIS_ERRORS as exc:
+            log.warning("%s; rq's worker heartbeat skipped", refusal(exc))
 
     def run_maintenance_tasks(self):
         try:
             super().run_maintenance_tasks()
-        except OutOfMemory:
-            log.warning("Redis is full (maxmemory); rq's registry cleanup put off")
+        except REDIS_ERRORS as exc:
+            log.warning("%s; rq's registry cleanup put off", refusal(exc))
 
 
 def _wait_for_room(call, what: str):
-    """``call()``, retried while Redis is full, with a growing pause up to FULL_RETRY_SECONDS.
+    """``call()``, retried while Redis is full or unavailable, with a growing pause up to
+    FULL_RETRY_SECONDS.
 
     A stop request while idle raises rq's StopRequested out of the pause, as rq expects.
     """
@@ -84,8 +85,8 @@ def _wait_for_room(call, what: str):
     while True:
         try:
             return call()
-        except OutOfMemory:
-            log.warning("Redis is full (maxmemory); will %s again in %.1f s", what, delay)
+        except REDIS_ERRORS as exc:
+            log.warning("%s; will %s again in %.1f s", refusal(exc), what, delay)
             time.sleep(delay)
             delay = min(delay * 2, FULL_RETRY_SECONDS)
 
