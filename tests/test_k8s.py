@@ -50,6 +50,8 @@ COMMANDS = {
     "backprop-webhook-worker": WEBHOOK_WORKER_COMMAND,
 }
 
+pytestmark = pytest.mark.process  # runs kubectl (and may install it): not in make test-fast
+
 
 def ensure_kubectl() -> str:
     """kubectl's path; Debian's package (kubernetes-client) is installed when it is missing."""
