@@ -3,6 +3,7 @@
 import redis
 
 from .config import SharedConfig
+from .replication import NoReplicasError, refused_for_replicas
 
 
 def connect(url: str | None = None, max_connections: int | None = None) -> redis.Redis:
@@ -29,7 +30,8 @@ _OOM_MESSAGE = "command not allowed when used memory > 'maxmemory'"
 
 def eval_script(conn: redis.Redis, script: str, keys: list, *args):
     """EVAL ``script``; a write it could not make because Redis is full raises
-    ``redis.exceptions.OutOfMemoryError``, as the same write outside a script does."""
+    ``redis.exceptions.OutOfMemoryError``, and one refused for want of replicas
+    ``NoReplicasError``, as the same write outside a script does."""
     try:
         return conn.eval(script, len(keys), *keys, *args)
     except redis.exceptions.OutOfMemoryError:
@@ -37,4 +39,6 @@ def eval_script(conn: redis.Redis, script: str, keys: list, *args):
     except redis.exceptions.ResponseError as exc:
         if _OOM_MESSAGE in str(exc):
             raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
+        if refused_for_replicas(str(exc)):
+            raise NoReplicasError(str(exc)) from exc
         raise
