@@ -44,6 +44,7 @@ KUBERNETES_VERSION = "1.34.0"  # the cluster version the manifests are validated
 KEDA_CRD = K8S / "crd" / "keda.sh_scaledobjects.yaml"
 # Variables the manifests set that the service does not read, and who does.
 READ_BY_OTHERS = {"OPENBLAS_NUM_THREADS": "NumPy's OpenBLAS", "OMP_NUM_THREADS": "OpenMP"}
+READINESS_GRACE_SECONDS = 30  # README: Deploying
 COMMANDS = {
     "backprop-api": API_COMMAND,
     "backprop-worker": WORKER_COMMAND,
@@ -155,8 +156,10 @@ def source_reads(name: str) -> bool:
 def test_each_overlay_renders_the_whole_service(rendered, overlay):
     objects = rendered[overlay]
     assert set(deployments(objects)) == set(COMMANDS)
-    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ScaledObject", "Service"):
-        the(objects, kind, "backprop-api" if kind != "ScaledObject" else None)
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"):
+        the(objects, kind, "backprop-api")
+    the(objects, "ScaledObject", "backprop-worker")
+    the(objects, "PodDisruptionBudget", "backprop-worker")
     assert the(objects, "NetworkPolicy")
     namespace = the(objects, "Namespace")["metadata"]["name"]
     assert all(
@@ -221,7 +224,11 @@ def test_ports_and_probes_are_those_of_the_image_and_compose(rendered, overlay):
     exposed = [int(p) for p in instructions(read_dockerfile(), "EXPOSE")]
     assert port["containerPort"] == int(env["PORT"]) == compose_port == exposed[-1]
     assert env["BIND_HOST"] == "0.0.0.0"  # listens beyond the pod; needs the keys below
-    assert container(api)["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    readiness = container(api)["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    # /readyz fails on every pod while Redis is away: a restart or a failover shorter than
+    # this keeps them in the Service, answering 503 with Retry-After.
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] >= READINESS_GRACE_SECONDS
     assert container(api)["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
     service = the(objects, "Service", "backprop-api")
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
@@ -444,3 +451,15 @@ def test_the_api_scales_on_cpu_and_keeps_pods_through_a_drain(rendered, overlay)
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     # One pod at a time: a drain goes on, and with two or more replicas the API stays up.
     assert pdb["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_drain_stops_one_worker_at_a_time(rendered, overlay):
+    objects = rendered[overlay]
+    worker = deployments(objects)["backprop-worker"]
+    pdb = the(objects, "PodDisruptionBudget", "backprop-worker")
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["maxUnavailable"] == 1
+    (spread,) = worker["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
