@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 import jsonschema
 import kubernetes_validate
 import pytest
+import redis
 import yaml
 from rq import Queue
+from rq.registry import StartedJobRegistry
 
 from scripts.run import (
     API_COMMAND,
@@ -121,9 +123,9 @@ def deployments(objects: list[dict]) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
 
 
-def trigger(objects: list[dict]) -> dict:
-    (only,) = the(objects, "ScaledObject")["spec"]["triggers"]
-    return only
+def triggers(objects: list[dict]) -> dict[str, dict]:
+    """The ScaledObject's triggers by name."""
+    return {t["name"]: t for t in the(objects, "ScaledObject")["spec"]["triggers"]}
 
 
 def quantity(value: str) -> float:
@@ -256,7 +258,12 @@ def test_workers_serve_metrics_as_in_compose(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_variable_set_is_read_by_the_service_or_named_reader(rendered, overlay):
     objects = rendered[overlay]
-    keda_reads = {v for k, v in trigger(objects)["metadata"].items() if k.endswith("FromEnv")}
+    keda_reads = {
+        value
+        for trigger in triggers(objects).values()
+        for key, value in trigger["metadata"].items()
+        if key.endswith("FromEnv")
+    }
     for name, deployment in deployments(objects).items():
         for var in env_of(objects, deployment):
             assert source_reads(var) or var in keda_reads or var in READ_BY_OTHERS, (name, var)
@@ -273,12 +280,21 @@ def test_the_compose_variables_are_set_in_the_manifests_too(rendered):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_keda_watches_the_list_rq_keeps_the_training_queue_in(rendered, overlay):
+def test_keda_counts_the_jobs_rq_has_waiting_and_started(rendered, overlay):
     objects = rendered[overlay]
     scaled = the(objects, "ScaledObject")
-    meta = trigger(objects)["metadata"]
-    assert meta["listName"] == Queue.redis_queue_namespace_prefix + QUEUE_NAME
-    assert int(meta["listLength"]) >= 1 and int(meta["activationListLength"]) >= 0
+    found = triggers(objects)
+    rq_keys = {
+        "queued": Queue(QUEUE_NAME, connection=redis.Redis()).key,  # rq:queue:<name>, a list
+        "started": StartedJobRegistry(QUEUE_NAME, connection=redis.Redis()).key,  # a zset
+    }
+    assert {name: t["metadata"]["listName"] for name, t in found.items()} == rq_keys
+    for trigger in found.values():
+        assert int(trigger["metadata"]["listLength"]) >= 1
+        assert int(trigger["metadata"]["activationListLength"]) >= 0
+    # A worker per job in flight: waiting jobs alone would stop busy workers (KEDA #3674).
+    modifiers = scaled["spec"]["advanced"]["scalingModifiers"]
+    assert modifiers["formula"] == " + ".join(rq_keys) and modifiers["target"] == "1"
     assert scaled["spec"]["scaleTargetRef"]["name"] == "backprop-worker"
     # /readyz needs a live training worker: with none, no API pod would be ready to take the
     # job that would make KEDA start one.
@@ -290,12 +306,14 @@ def test_keda_reads_the_redis_the_service_uses(rendered, overlay):
     objects = rendered[overlay]
     worker = deployments(objects)["backprop-worker"]
     env = env_of(objects, worker)
-    assert trigger(objects)["type"] == "redis"
-    host, _, port = env[trigger(objects)["metadata"]["addressFromEnv"]].partition(":")
     url = urlsplit(env["REDIS_URL"])
     namespace = worker["metadata"]["namespace"]
-    assert host == f"{url.hostname}.{namespace}.svc.cluster.local"
-    assert int(port) == url.port
+    for trigger in triggers(objects).values():
+        assert trigger["type"] == "redis"
+        host, _, port = env[trigger["metadata"]["addressFromEnv"]].partition(":")
+        assert host == f"{url.hostname}.{namespace}.svc.cluster.local"
+        assert int(port) == url.port
+        assert int(trigger["metadata"]["databaseIndex"]) == int(url.path.strip("/") or 0)
     redis_service = the(objects, "Service", url.hostname)
     assert redis_service["spec"]["ports"][0]["port"] == url.port
 
@@ -303,10 +321,10 @@ def test_keda_reads_the_redis_the_service_uses(rendered, overlay):
 def test_keda_asks_the_sentinels_the_service_asks(rendered):
     objects = rendered["sentinel"]
     env = env_of(objects, deployments(objects)["backprop-worker"])
-    meta = trigger(objects)["metadata"]
-    assert trigger(objects)["type"] == "redis-sentinel"
-    assert meta["addressesFromEnv"] == "REDIS_SENTINELS"
-    assert meta["sentinelMasterFromEnv"] == "REDIS_MASTER_NAME"
+    for trigger in triggers(objects).values():
+        assert trigger["type"] == "redis-sentinel"
+        assert trigger["metadata"]["addressesFromEnv"] == "REDIS_SENTINELS"
+        assert trigger["metadata"]["sentinelMasterFromEnv"] == "REDIS_MASTER_NAME"
     for address in env["REDIS_SENTINELS"].split(","):
         assert re.fullmatch(r"[a-z0-9.-]+\.svc\.cluster\.local:\d+", address), address
     assert env["REDIS_MASTER_NAME"]
