@@ -2,31 +2,21 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
 from scripts.run import API_COMMAND, WEBHOOK_WORKER_COMMAND, WORKER_COMMAND
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.deploy import ROOT, instructions, read_compose, read_dockerfile
 
 
 @pytest.fixture(scope="module")
 def dockerfile() -> str:
-    return (ROOT / "Dockerfile").read_text()
+    return read_dockerfile()
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-
-
-def instructions(dockerfile: str, keyword: str) -> list[str]:
-    """The arguments of every ``keyword`` instruction, continuation lines joined."""
-    joined = re.sub(r"\\\n", " ", dockerfile)
-    pattern = rf"^\s*{keyword}\s+(.*)$"
-    return [m.group(1).strip() for m in re.finditer(pattern, joined, re.MULTILINE | re.IGNORECASE)]
+    return read_compose()
 
 
 def test_dockerfile_is_multi_stage_on_a_pinned_slim_base(dockerfile):
