@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: help run test test-fast lint format bench bench-serve bench-events openapi openapi-check lock clean
+.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-scale openapi openapi-check lock clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -64,6 +64,11 @@ bench-serve: $(STAMP)  ## prediction latency and throughput under wrk
 bench-events: $(TEST_STAMP)  ## SSE followers of a running job: lag and predict latency
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.events
+
+# 200 small jobs through 1 worker, then 2 (separate processes sharing only Redis), against the
+# engine alone; also the reaper's pass at 10,000 jobs, submit throughput and Redis bytes per job.
+bench-scale: $(STAMP)  ## workers' jobs/s and scaling, reaper cost, submit rate, bytes per job
+	$(BIN)/python -m bench.scale
 
 openapi: $(STAMP)  ## regenerate openapi.yaml from the code
 	$(BIN)/python -m service.openapi > openapi.yaml.tmp
