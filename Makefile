@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-data openapi openapi-check lock clean
+.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-data bench-scale openapi openapi-check lock clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -68,6 +68,11 @@ bench-events: $(TEST_STAMP)  ## SSE followers of a running job: lag and predict 
 # A 94 MB CSV read by pandas.read_csv, by our parser and through POST /v1/datasets, interleaved.
 bench-data: $(BENCH_STAMP)  ## CSV ingestion against pandas.read_csv: throughput and peak memory
 	$(BIN)/python -m bench.data
+
+# 200 small jobs through 1 worker, then 2 (separate processes sharing only Redis), against the
+# engine alone; also the reaper's pass at 10,000 jobs, submit throughput and Redis bytes per job.
+bench-scale: $(STAMP)  ## workers' jobs/s and scaling, reaper cost, submit rate, bytes per job
+	$(BIN)/python -m bench.scale
 
 openapi: $(STAMP)  ## regenerate openapi.yaml from the code
 	$(BIN)/python -m service.openapi > openapi.yaml.tmp

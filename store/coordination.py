@@ -10,6 +10,8 @@ from .connection import eval_script
 from .jobs import FINAL_STATUSES, update_job
 from .keys import (
     ACTIVE_JOBS,
+    CANCEL_REQUESTS,
+    LEASE_DEADLINES,
     LIVE_WORKERS,
     cancel_key,
     idempotency_key,
@@ -26,39 +28,105 @@ CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
 
 # -- leases: which worker runs a job, and whether it is still alive -------------------------
 
+# Every lease also has its deadline in LEASE_DEADLINES (Redis's clock, ms), written in the same
+# script, so the reaper reads only the leases that have run out instead of every active job.
+_DEADLINE = """
+local function deadline(ttl_ms)
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ttl_ms)
+end
+"""
+_ACQUIRE = (
+    _DEADLINE
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], deadline(ARGV[2]), ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+)
 # Extend the lease if we hold it; take it if nobody does. 1 when we hold it afterwards.
-_RENEW = """
+_RENEW = (
+    _DEADLINE
+    + """
 local owner = redis.call('GET', KEYS[1])
 if owner == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
 elseif not owner then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+else
+  return 0
+end
+redis.call('ZADD', KEYS[2], deadline(ARGV[2]), ARGV[3])
+return 1
+"""
+)
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+# Never moves a deadline earlier: a live lease that runs out later keeps its own.
+_EXPECT = _DEADLINE + "return redis.call('ZADD', KEYS[1], ARGV[3], deadline(ARGV[2]), ARGV[1])\n"
+_DUE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'WITHSCORES', 'LIMIT', 0, ARGV[1])
+"""
+_DROP_IF_UNCHANGED = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
 return 0
 """
 
 
 def acquire_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
-    """Take the job for ``owner`` unless a live worker holds it; marks the job active."""
-    if not conn.set(lease_key(job_id), owner, nx=True, px=ttl_ms):
-        return False
-    conn.sadd(ACTIVE_JOBS, job_id)
-    return True
+    """Take the job for ``owner`` unless a live worker holds it; marks the job active.
+
+    ``conn`` may be a pipeline; the answer then comes from its ``execute()``.
+    """
+    keys = [lease_key(job_id), LEASE_DEADLINES, ACTIVE_JOBS]
+    return bool(eval_script(conn, _ACQUIRE, keys, owner, ttl_ms, job_id))
 
 
 def renew_lease(conn: redis.Redis, job_id: str, owner: str, ttl_ms: int) -> bool:
     """Keep holding the job; False when another worker has taken it over."""
-    return bool(eval_script(conn, _RENEW, [lease_key(job_id)], owner, ttl_ms))
+    keys = [lease_key(job_id), LEASE_DEADLINES]
+    return bool(eval_script(conn, _RENEW, keys, owner, ttl_ms, job_id))
 
 
 def release_lease(conn: redis.Redis, job_id: str, owner: str) -> None:
-    eval_script(conn, _RELEASE, [lease_key(job_id)], owner)
+    eval_script(conn, _RELEASE, [lease_key(job_id), LEASE_DEADLINES], owner, job_id)
+
+
+def expect_lease(conn: redis.Redis, job_id: str, ttl_ms: int, only_new: bool = False) -> None:
+    """Give a job taken off the queue, which has no lease yet, a deadline all the same: if its
+    worker dies before taking the lease, the reaper finds the job when it passes.
+
+    Args:
+        only_new: leave a deadline the job already has as it is (``ZADD NX``); otherwise only
+            a later deadline replaces it (``GT``).
+    """
+    eval_script(conn, _EXPECT, [LEASE_DEADLINES], job_id, ttl_ms, "NX" if only_new else "GT")
+
+
+def due_leases(conn: redis.Redis, limit: int) -> list[tuple[str, bytes]]:
+    """Up to ``limit`` jobs whose lease deadline has passed (Redis's clock), earliest first,
+    each with its deadline as stored (for ``drop_due_lease``)."""
+    flat = eval_script(conn, _DUE, [LEASE_DEADLINES], limit)
+    return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def drop_due_lease(conn: redis.Redis, job_id: str, deadline: bytes | None = None) -> None:
+    """Stop watching a job's deadline: at once, or only while it is still ``deadline`` (so a
+    lease taken in the meantime keeps its own)."""
+    if deadline is None:
+        conn.zrem(LEASE_DEADLINES, job_id)
+    else:
+        eval_script(conn, _DROP_IF_UNCHANGED, [LEASE_DEADLINES], job_id, deadline)
 
 
 def active_jobs(conn: redis.Redis) -> list[str]:
@@ -113,8 +181,10 @@ def live_workers(conn: redis.Redis) -> int:
 
 def request_cancel(conn: redis.Redis, job_id: str) -> None:
     """Ask the worker running the job to stop it at its next epoch boundary."""
+    asked = time.time()
     pipe = conn.pipeline(transaction=True)
-    pipe.set(cancel_key(job_id), time.time(), nx=True, ex=CANCEL_FLAG_TTL_SECONDS)
+    pipe.set(cancel_key(job_id), asked, nx=True, ex=CANCEL_FLAG_TTL_SECONDS)
+    pipe.zadd(CANCEL_REQUESTS, {job_id: asked}, nx=True)
     update_job(pipe, job_id, cancel_requested=True)
     pipe.execute()
 
@@ -122,6 +192,17 @@ def request_cancel(conn: redis.Redis, job_id: str) -> None:
 def cancel_requested_at(conn: redis.Redis, job_id: str) -> float | None:
     raw = conn.get(cancel_key(job_id))
     return None if raw is None else float(raw)
+
+
+def cancels_older_than(conn: redis.Redis, seconds: float, limit: int) -> list[str]:
+    """Up to ``limit`` jobs whose cancel was asked more than ``seconds`` ago and that the
+    reaper still watches (``forget_cancel`` ends that)."""
+    ids = conn.zrangebyscore(CANCEL_REQUESTS, "-inf", time.time() - seconds, start=0, num=limit)
+    return [job_id.decode() for job_id in ids]
+
+
+def forget_cancel(conn: redis.Redis, job_id: str) -> None:
+    conn.zrem(CANCEL_REQUESTS, job_id)
 
 
 # -- idempotency -------------------------------------------------------------------------

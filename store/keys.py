@@ -5,6 +5,10 @@ JOBS_INDEX = f"{PREFIX}:jobs"
 ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs, which the reaper watches
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"  # flask-limiter's counters live under this
 LIVE_WORKERS = f"{PREFIX}:workers:live"  # identity -> when its last beat expires (Redis time)
+# job id -> when its lease, or a worker's claim on a job it has just dequeued, runs out (Redis
+# time, ms): the reaper reads only the entries past their deadline.
+LEASE_DEADLINES = f"{PREFIX}:jobs:lease_deadlines"
+CANCEL_REQUESTS = f"{PREFIX}:jobs:cancel_requests"  # job id -> when its cancel was asked (epoch s)
 
 
 def job_key(job_id: str) -> str:

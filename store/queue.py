@@ -39,6 +39,18 @@ def training_queue(conn) -> Queue:
     return Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
 
 
+def dequeued_job_ids(conn) -> dict[str, str]:
+    """Attempts a worker has taken off the training queue but not started yet (rq's
+    intermediate queue, which rq empties as each starts): ``{rq job id: job id}``."""
+    rq_ids = conn.lrange(training_queue(conn).intermediate_queue_key, 0, -1)
+    return {rq_id.decode(): job_id_of(rq_id.decode()) for rq_id in rq_ids}
+
+
+def job_id_of(rq_job_id: str) -> str:
+    """The job an attempt's rq id, ``<job id>-<n>``, belongs to."""
+    return rq_job_id.rsplit("-", 1)[0]
+
+
 def next_enqueue_number(conn: redis.Redis, job_id: str) -> int:
     """1 for the first enqueue of a job, then 2, 3, ... for each requeue."""
     return int(conn.hincrby(job_key(job_id), "enqueues", 1))

@@ -5,6 +5,11 @@ off the queue. Seen orphaned on two passes in a row (so a worker that has just d
 take its lease), it is put back at the front of the queue exactly once, and the next attempt
 resumes from its last checkpoint. A cancel that a job has not honoured within the grace time is
 enforced with rq's stop-job command.
+
+A pass reads only what is overdue: leases past their deadline (a worker gives a job it has
+dequeued a deadline before its lease, and the pass gives one to anything left in rq's
+intermediate queue) and cancels past their grace time. Healthy jobs cost a pass nothing, so
+its cost does not grow with the number of jobs queued or running.
 """
 
 import logging
@@ -70,6 +75,9 @@ class Heartbeat(threading.Thread):
 
 # rq still holds these jobs for a worker to take: not orphaned, however long they wait.
 WAITING = frozenset({RqStatus.QUEUED, RqStatus.DEFERRED, RqStatus.SCHEDULED})
+# At most this many overdue leases, and as many overdue cancels, are looked at in one pass; the
+# rest wait for the next (after many workers died at once).
+PASS_LIMIT = 1000
 
 
 def rq_status(conn, rq_job_id: str | None) -> RqStatus | None:
@@ -82,28 +90,31 @@ def rq_status(conn, rq_job_id: str | None) -> RqStatus | None:
         return None
 
 
-def orphaned(conn, job_id: str, record: JobRecord) -> bool:
-    if store.lease_holder(conn, job_id) is not None:
-        return False
-    if record["status"] == JobStatus.STARTED:
-        return True
-    # Queued by us, but rq no longer has it waiting: a worker dequeued it and died.
-    return (
-        record["status"] == JobStatus.QUEUED
-        and rq_status(conn, record.get("rq_job_id")) not in WAITING
-    )
+def waiting(conn, record: JobRecord, dequeued: dict[str, str]) -> bool:
+    """Whether a queued job is still in rq's queue for a worker to take (``dequeued`` is
+    ``queue.dequeued_job_ids``: taken by a worker that has not started it)."""
+    rq_id = record.get("rq_job_id")
+    return rq_id not in dequeued and rq_status(conn, rq_id) in WAITING
 
 
 def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
-    """One pass over the active jobs; ``suspects`` carries orphans seen on the last pass."""
+    """One pass over the overdue jobs; ``suspects`` carries orphans seen on the last pass."""
+    dequeued = queue.dequeued_job_ids(conn)
+    for job_id in set(dequeued.values()):  # left there by a worker that died at once?
+        store.expect_lease(conn, job_id, settings.lease_ms, only_new=True)
     seen = set()
-    for job_id in store.active_jobs(conn):
+    for job_id, deadline in store.due_leases(conn, PASS_LIMIT):
         record = store.get_job(conn, job_id)
         if record is None or record["status"] not in (JobStatus.QUEUED, JobStatus.STARTED):
+            store.drop_due_lease(conn, job_id)
             store.deactivate(conn, job_id)
             continue
-        enforce_cancel(conn, job_id, record, stop_sent, settings)
-        if not orphaned(conn, job_id, record):
+        if store.lease_holder(conn, job_id) is not None:
+            continue  # renewed since it was read, so its deadline has moved on
+        if record["status"] == JobStatus.QUEUED and waiting(conn, record, dequeued):
+            # Back in rq's queue (requeued, say): not orphaned, however long it waits; the
+            # worker that takes it gives it a deadline again.
+            store.drop_due_lease(conn, job_id, deadline)
             continue
         if job_id not in suspects:
             seen.add(job_id)
@@ -112,6 +123,8 @@ def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
             rescue(conn, record, settings)
     suspects.clear()
     suspects.update(seen)
+    for job_id in store.cancels_older_than(conn, settings.cancel_grace_seconds, PASS_LIMIT):
+        enforce_cancel(conn, job_id, stop_sent)
 
 
 def rescue(conn, record: JobRecord, settings: Settings) -> None:
@@ -141,15 +154,16 @@ def _rescue(conn, record: JobRecord, settings: Settings) -> None:
     log.warning("job %s lost its worker; requeued to resume from its checkpoint", job_id)
 
 
-def enforce_cancel(
-    conn, job_id: str, record: JobRecord, stop_sent: set, settings: Settings
-) -> None:
+def enforce_cancel(conn, job_id: str, stop_sent: set) -> None:
+    """Stop a started job whose cancel is past its grace time with rq's stop-job command."""
+    record = store.get_job(conn, job_id)
+    if record is None or record["status"] in store.FINAL_STATUSES:
+        store.forget_cancel(conn, job_id)
+        return
     if record["status"] != JobStatus.STARTED or job_id in stop_sent:
         return
-    asked = store.cancel_requested_at(conn, job_id)
-    if asked is not None and time.time() - asked > settings.cancel_grace_seconds:
-        rq_id = record.get("rq_job_id")
-        if rq_id:
-            send_stop_job_command(conn, rq_id, serializer=JSONSerializer)
-            stop_sent.add(job_id)
-            log.warning("job %s ignored its cancel; sent rq's stop-job command", job_id)
+    rq_id = record.get("rq_job_id")
+    if rq_id:
+        send_stop_job_command(conn, rq_id, serializer=JSONSerializer)
+        stop_sent.add(job_id)
+        log.warning("job %s ignored its cancel; sent rq's stop-job command", job_id)

@@ -7,8 +7,11 @@ import time
 
 from rq import SimpleWorker
 
+import store
+
 from . import runtime
 from .progress import REDIS_ERRORS, StopReason, refusal
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,13 @@ class TrainingWorker(SimpleWorker):
         )
 
     def execute_job(self, job, queue):
+        # Until the task takes the job's lease, this deadline stands for it: if the worker
+        # dies in between, the reaper finds the job without looking at every queued one.
+        lease_ms = Settings.from_env().lease_ms
+        _wait_for_room(
+            lambda: store.expect_lease(self.connection, job.args[0], lease_ms),
+            f"give {job.id} its deadline",
+        )
         try:
             super().execute_job(job, queue)
         except REDIS_ERRORS as exc:
