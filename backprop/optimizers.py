@@ -2,14 +2,16 @@
 
 An optimizer updates one flat parameter buffer from one flat gradient buffer (every layer's
 ``W`` and ``b`` are views into them), so an update is a handful of in-place ufuncs over all
-parameters at once. Moment buffers are allocated once; ``state()`` / ``load_state()`` carry
-them through checkpoints.
+parameters at once, split over the cores for large networks (``backprop.elementwise``: the
+same bytes with any split). Moment buffers are allocated once; ``state()`` / ``load_state()``
+carry them through checkpoints.
 """
 
 import math
 
 import numpy as np
 
+from .elementwise import Split
 from .exceptions import SpecError
 from .hyperparameters import Hyperparameter
 
@@ -126,6 +128,7 @@ class Optimizer:
         self._tmp2 = np.zeros(size, dtype) if self.slots else None
         for slot in self.slots:
             setattr(self, slot, np.zeros(size, dtype))
+        self._split = None
 
     @classmethod
     def normalize(cls, config: dict, path: str) -> dict:
@@ -151,9 +154,15 @@ class Optimizer:
             w = slice(0, self.n_weights)
             np.multiply(params[w], self.weight_decay, out=self._tmp[w])
             grads[w] += self._tmp[w]
-        self._update(params, grads, lr)
+        if self._split is None or self._split[0] is not params or self._split[1] is not grads:
+            buffers = [params, grads, self._tmp, self._tmp2]
+            buffers += [getattr(self, slot) for slot in self.slots]
+            self._split = (params, grads, Split(buffers))
+        self._split[2].run(self._update, lr)
 
-    def _update(self, params, grads, lr: float):
+    def _update(self, lr: float, params, grads, tmp, tmp2, *slots):
+        """The update of one piece of the buffers: every argument after ``lr`` is a view of the
+        same elements of params, grads, two scratch buffers and each of ``slots`` in order."""
         raise NotImplementedError
 
     def state(self) -> tuple[dict, dict]:
@@ -190,13 +199,11 @@ class SGD(Optimizer):
             raise SpecError(f"{path}.nesterov", "needs momentum > 0")
         return out
 
-    def _update(self, params, grads, lr):
-        tmp = self._tmp
+    def _update(self, lr, params, grads, tmp, tmp2, v=None):
         np.multiply(grads, lr, out=tmp)
         if not self.momentum:
             params -= tmp
             return
-        v = self.velocity
         v *= self.momentum
         v -= tmp
         if self.nesterov:
@@ -229,10 +236,8 @@ class Adam(Optimizer):
         self.epsilon = config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, params, grads, lr):
+    def _update(self, lr, params, grads, tmp, tmp2, m, v):
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
-        tmp, tmp2 = self._tmp, self._tmp2
-        m, v = self.m, self.v
         # m += (1 - b1) * (g - m)
         np.subtract(grads, m, out=tmp)
         tmp *= 1.0 - b1
@@ -267,9 +272,8 @@ class RMSprop(Optimizer):
         self.rho, self.epsilon = config["rho"], config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, params, grads, lr):
+    def _update(self, lr, params, grads, tmp, tmp2, v):
         rho, eps = self.rho, self.epsilon
-        tmp, tmp2, v = self._tmp, self._tmp2, self.v
         np.multiply(grads, grads, out=tmp)
         tmp -= v
         tmp *= 1.0 - rho
@@ -296,9 +300,8 @@ class Adagrad(Optimizer):
         self.epsilon = config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, params, grads, lr):
+    def _update(self, lr, params, grads, tmp, tmp2, acc):
         eps = self.epsilon
-        tmp, tmp2, acc = self._tmp, self._tmp2, self.accumulator
         np.multiply(grads, grads, out=tmp)
         acc += tmp
         np.sqrt(acc, out=tmp)

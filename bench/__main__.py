@@ -1,128 +1,56 @@
-"""``make bench``: the engine against PyTorch, scikit-learn and the article's loop, in one run.
+"""``make bench``: the engine against eager PyTorch and jit-compiled JAX, interleaved.
 
-Realistic workload: 784-256-128-10, relu hidden layers, softmax + cross-entropy, Adam at
-lr 1e-3, batch 128, 20,000 synthetic samples, 5 epochs, in float32 and float64. XOR: the
-article's 10,000-epoch run, engine against a straight NumPy loop written like the article's.
+The workload is ``bench.workload`` (784-256-128-10, Adam, batch 128) in float32 and float64,
+the same initial weights and batch order for every contender. Each round runs every contender
+once, each in a fresh process (``bench.contenders``): engine, torch, JAX in float32, the same in
+float64, then NumPy's float32 GEMM peak and the article's XOR run (engine, then the article's
+loop). One warm-up round is discarded, then ``BENCH_ROUNDS`` (5) rounds count; each ratio is
+the median of the per-round ratios (``bench.method``). ``BENCH_QUICK=1`` trains 1 epoch in 2
+rounds without a warm-up, for development only.
 
-The last line is ``bench: torch_ratio_f32=<x> torch_ratio_f64=<x> xor_ratio=<x>``.
+The last line is ``bench: torch_ratio_f32=<m> torch_ratio_f64=<m> jax_ratio_f32=<m>
+jax_ratio_f64=<m> peak_fraction_f32=<x> xor_ratio=<m> spread_f32=<min>-<max>``.
 """
 
-import time
-import warnings
+import json
+import os
+import subprocess
+import sys
 
-import numpy as np
+from bench import method
+from bench import workload as w
 
-from backprop import Trainer
-from examples.xor_article import X as XOR_X
-from examples.xor_article import Y as XOR_Y
-from examples.xor_article import article_loop, article_spec
-
-N_SAMPLES, N_FEATURES, N_CLASSES = 20_000, 784, 10
-EPOCHS, BATCH, LR = 5, 128, 1e-3
-HIDDEN = (256, 128)
-XOR_EPOCHS = 10_000
-REPEATS = 3
-
-
-def synthetic(dtype):
-    """A learnable 10-class problem: labels from a random linear map of Gaussian inputs."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((N_SAMPLES, N_FEATURES)).astype(dtype)
-    labels = (X @ rng.standard_normal((N_FEATURES, N_CLASSES))).argmax(axis=1)
-    return X, labels
+DTYPES = (("f32", "float32"), ("f64", "float64"))
+PEERS = ("torch", "jax")
+# torch's OpenMP threads spin while they wait; on a shared 2-core host one descheduled thread
+# stalls the other, and a 128x784x256 product fell from 96 to 15 GFLOP/s. Passive waiting is
+# the peer at its best there, so the ratio is not flattered by it.
+PEER_ENV = {"torch": {"OMP_WAIT_POLICY": "PASSIVE"}}
 
 
-def engine_rate(dtype) -> float:
-    X, labels = synthetic(dtype)
-    Y = np.eye(N_CLASSES, dtype=dtype)[labels]
-    spec = {
-        "network": {
-            "layers": [{"units": u, "activation": "relu"} for u in HIDDEN]
-            + [{"units": N_CLASSES, "activation": "softmax"}],
-            "init": {"scheme": "he_uniform"},
-            "seed": 0,
-            "dtype": np.dtype(dtype).name,
-        },
-        "training": {
-            "loss": "categorical_crossentropy",
-            "optimizer": {"name": "adam", "learning_rate": LR},
-            "epochs": EPOCHS,
-            "batch_size": BATCH,
-        },
-    }
-    trainer = Trainer(spec, X, Y)
-    start = time.perf_counter()
-    trainer.fit()
-    return N_SAMPLES * EPOCHS / (time.perf_counter() - start)
+def measure(name: str, dtype: str) -> dict:
+    """One measurement in a fresh process: ``{"value": ..., "loss": ...}``."""
+    env = {**os.environ, **PEER_ENV.get(name, {})}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.contenders", name, dtype],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def torch_rate(dtype) -> float:
-    import torch
-
-    tdtype = torch.float32 if dtype == np.float32 else torch.float64
-    X, labels = synthetic(dtype)
-    X, y = torch.from_numpy(X), torch.from_numpy(labels)
-    torch.manual_seed(0)
-    sizes = (N_FEATURES, *HIDDEN)
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(HIDDEN[-1], N_CLASSES)).to(tdtype)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    start = time.perf_counter()
-    for _ in range(EPOCHS):
-        perm = torch.randperm(N_SAMPLES)
-        for s in range(0, N_SAMPLES, BATCH):
-            idx = perm[s : s + BATCH]
-            opt.zero_grad()
-            loss = loss_fn(model(X[idx]), y[idx])
-            loss.backward()
-            opt.step()
-    return N_SAMPLES * EPOCHS / (time.perf_counter() - start)
-
-
-def sklearn_rate(dtype) -> float:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    X, labels = synthetic(dtype)
-    clf = MLPClassifier(
-        hidden_layer_sizes=HIDDEN,
-        solver="adam",
-        learning_rate_init=LR,
-        batch_size=BATCH,
-        max_iter=EPOCHS,
-        tol=0.0,
-        n_iter_no_change=EPOCHS + 1,
-        random_state=0,
-    )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, labels)
-    return N_SAMPLES * EPOCHS / (time.perf_counter() - start)
-
-
-def article_loop_seconds() -> float:
-    """The article's loop (examples/xor_article.py), timed with its four initial draws."""
-    start = time.perf_counter()
-    article_loop(XOR_EPOCHS)
-    return time.perf_counter() - start
-
-
-def engine_xor_seconds() -> float:
-    spec = article_spec(XOR_EPOCHS)
-    trainer = Trainer(spec, XOR_X, XOR_Y)
-    start = time.perf_counter()
-    trainer.fit()
-    return time.perf_counter() - start
-
-
-def best(fn, *args, higher=True):
-    """Best of REPEATS runs, so one descheduled run does not decide a ratio."""
-    runs = [fn(*args) for _ in range(REPEATS)]
-    return max(runs) if higher else min(runs)
+def run_round() -> dict[str, dict]:
+    """Every contender once, interleaved: ``{"engine_f32": {"value", "loss"}, ...}``."""
+    results = {}
+    for tag, dtype in DTYPES:
+        for name in ("engine", *PEERS):
+            results[f"{name}_{tag}"] = measure(name, dtype)
+    results["gemm_f32"] = measure("gemm", "float32")
+    for name in ("engine_xor", "article_xor"):
+        results[name] = measure(name, "float64")
+    return results
 
 
 def blas_note() -> str:
@@ -137,24 +65,62 @@ def blas_note() -> str:
 
 
 def main() -> None:
+    quick = bool(os.environ.get("BENCH_QUICK"))
+    rounds = int(os.environ.get("BENCH_ROUNDS") or (2 if quick else 5))
+    warmup = 0 if quick else 1
     print(f"BLAS: {blas_note()}")
-    ratios = {}
-    for dtype, tag in ((np.float32, "f32"), (np.float64, "f64")):
-        engine, torch_, sk = best(engine_rate, dtype), best(torch_rate, dtype), sklearn_rate(dtype)
-        ratios[tag] = engine / torch_
+    print(
+        f"workload: {w.N_SAMPLES} samples, {'-'.join(map(str, w.SIZES))}, batch {w.BATCH}, "
+        f"{w.epochs()} epochs; {warmup} warm-up + {rounds} rounds, interleaved"
+    )
+    runs = []
+    for i in range(warmup + rounds):
+        results = run_round()
+        label = "warm-up" if i < warmup else f"round {i - warmup + 1}/{rounds}"
         print(
-            f"{tag}: engine {engine:,.0f} samples/s, torch {torch_:,.0f}, sklearn {sk:,.0f}; "
-            f"engine/torch {engine / torch_:.2f}x, engine/sklearn {engine / sk:.2f}x"
+            f"{label}: "
+            + ", ".join(
+                f"{key} {r['value']:,.0f}"
+                for key, r in results.items()
+                if key.endswith(("f32", "f64"))
+            )
+            + f" samples/s (gemm in FLOP/s); xor engine {results['engine_xor']['value'] * 1e3:.0f}"
+            f" ms, article {results['article_xor']['value'] * 1e3:.0f} ms",
+            flush=True,
         )
-    loop = best(article_loop_seconds, higher=False)
-    engine = best(engine_xor_seconds, higher=False)
+        if i >= warmup:
+            runs.append(results)
+
+    def series(key):
+        return [r[key]["value"] for r in runs]
+
+    ratios = {}
+    for tag, _ in DTYPES:
+        for peer in PEERS:
+            ratios[f"{peer}_ratio_{tag}"] = method.round_ratios(
+                series(f"engine_{tag}"), series(f"{peer}_{tag}")
+            )
+    engine_flops = [rate * w.FLOPS_PER_SAMPLE for rate in series("engine_f32")]
+    ratios["peak_fraction_f32"] = method.round_ratios(engine_flops, series("gemm_f32"))
+    ratios["xor_ratio"] = method.round_ratios(series("engine_xor"), series("article_xor"))
+    for tag, _ in DTYPES:
+        rates = {name: method.median(series(f"{name}_{tag}")) for name in ("engine", *PEERS)}
+        losses = {name: runs[-1][f"{name}_{tag}"]["loss"] for name in ("engine", *PEERS)}
+        print(
+            f"{tag}: median samples/s engine {rates['engine']:,.0f}, torch {rates['torch']:,.0f}, "
+            f"jax {rates['jax']:,.0f}; final loss engine {losses['engine']:.6f}, "
+            f"torch {losses['torch']:.6f}, jax {losses['jax']:.6f}"
+        )
+    gemm = method.median(series("gemm_f32"))
     print(
-        f"xor: engine {engine * 1e3:.1f} ms, article loop {loop * 1e3:.1f} ms, {XOR_EPOCHS} epochs"
+        f"peak: numpy f32 GEMM {gemm / 1e9:.0f} GFLOP/s (median of rounds); engine f32 "
+        f"{method.median(engine_flops) / 1e9:.0f} GFLOP/s at {w.FLOPS_PER_SAMPLE / 1e6:.2f} "
+        "MFLOP per sample"
     )
-    print(
-        f"bench: torch_ratio_f32={ratios['f32']:.2f} torch_ratio_f64={ratios['f64']:.2f} "
-        f"xor_ratio={engine / loop:.2f}"
-    )
+    for key, values in ratios.items():
+        print(f"{key}: median (min-max) {method.summary(values)}")
+    # Other bench lines (e.g. bench-xor-service) print here, before the last line.
+    print(method.bench_line(ratios))
 
 
 if __name__ == "__main__":
