@@ -21,6 +21,7 @@ from . import (
     models,
     request_limits,
     schemas,
+    sweeps,
     webhooks,
 )
 from .config import from_env
@@ -67,7 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = errors.ServiceApi(app, spec_kwargs={"extra_plugins": [ContractPlugin()]})
     errors.init_app(app)
     api.register_converter(ids.IdConverter, ids.param_schema)
-    for module in (health, jobs, models, datasets, webhooks, metrics):
+    for module in (health, jobs, models, datasets, webhooks, metrics, sweeps):
         api.register_blueprint(module.blp)
     app.register_blueprint(dashboard.bp)  # the page at /, its assets; not in the OpenAPI doc
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc

@@ -380,6 +380,10 @@ class JobSchema(Schema):
     cancel_requested = fields.Boolean()
     max_runtime_seconds = fields.Float(allow_none=True)
     callbacks = fields.List(fields.Nested(CallbackSchema))
+    sweep_id = fields.String(allow_none=True, metadata={"description": "Its sweep, if a trial."})
+    parameters = fields.Dict(
+        allow_none=True, metadata={"description": "A trial's values, by spec path."}
+    )
 
 
 class JobQuerySchema(Schema):

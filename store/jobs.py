@@ -97,6 +97,8 @@ class JobRecord(TypedDict, total=False):
     model_id: str | None
     model_deleted: bool
     callbacks: list[Callback]
+    sweep_id: str | None  # the sweep this job is a trial of (store.sweeps)
+    parameters: dict | None  # a trial's values, by spec path
 
 
 def idle_progress(epochs: int) -> Progress:
@@ -115,6 +117,8 @@ def create_job(
     dataset_id: str | None = None,
     callbacks: list[Callback] | None = None,
     request_id: str | None = None,
+    sweep_id: str | None = None,
+    parameters: dict | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -127,6 +131,7 @@ def create_job(
         dataset_id: a stored dataset to train on; it is referenced, not copied.
         callbacks: webhooks to call as the job starts and ends.
         request_id: the id of the request that submitted it, for the job's log lines.
+        sweep_id: the sweep it is a trial of; parameters: the trial's values by spec path.
     """
     record: JobRecord = {
         "id": job_id,
@@ -141,6 +146,8 @@ def create_job(
     }
     if callbacks:
         record["callbacks"] = callbacks
+    if sweep_id is not None:
+        record["sweep_id"], record["parameters"] = sweep_id, parameters
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
     for name, array in arrays.items():
@@ -197,6 +204,8 @@ def job_view(record: JobRecord) -> dict:
         "cancel_requested": bool(record.get("cancel_requested")),
         "max_runtime_seconds": record.get("max_runtime_seconds"),
         "callbacks": record.get("callbacks") or [],
+        "sweep_id": record.get("sweep_id"),
+        "parameters": record.get("parameters"),
     }
 
 
@@ -371,8 +380,12 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
 
 
 def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus) -> None:
-    """A job has just become ``status``: queue the webhook deliveries it asked for."""
+    """A job has just become ``status``: queue the webhook deliveries it asked for, and a
+    sweep's next trial when a trial has ended."""
     # Imported here: store.webhooks reads job records and queues through this module.
+    from . import sweeps
     from .webhooks import job_event
 
     job_event(conn, job_id, status)
+    if status in FINAL_STATUSES:
+        sweeps.trial_ended(conn, job_id)

@@ -95,3 +95,27 @@ def delivery_key(delivery_id: str) -> str:
 def delivery_attempts_key(delivery_id: str) -> str:
     """One JSON record per attempt at a delivery, oldest first (a list)."""
     return f"{PREFIX}:delivery:{delivery_id}:attempts"
+
+
+def sweep_key(sweep_id: str) -> str:
+    """A sweep's record (a hash, ``store.sweeps``)."""
+    return f"{PREFIX}:sweep:{sweep_id}"
+
+
+def sweep_trials_key(sweep_id: str) -> str:
+    """The job ids of a sweep's trials, in trial order (a list)."""
+    return f"{PREFIX}:sweep:{sweep_id}:trials"
+
+
+def sweep_pending_key(sweep_id: str) -> str:
+    """The trials not handed to rq yet, next first (a list)."""
+    return f"{PREFIX}:sweep:{sweep_id}:pending"
+
+
+def sweep_running_key(sweep_id: str) -> str:
+    """The trials handed to rq that have not ended: at most the sweep's ``parallel`` (a set)."""
+    return f"{PREFIX}:sweep:{sweep_id}:running"
+
+
+def tenant_sweeps_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:sweeps"
