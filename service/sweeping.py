@@ -247,10 +247,14 @@ def trial_error(index: int, values: dict, errors: dict) -> InvalidJob:
             ),
             None,
         )
-        key = f"parameters.{owner}" if owner else f"trials.{index}.{field}"
-        keyed.setdefault(key, []).extend(f"{field}: {m}" for m in messages)
-    key, messages = next(iter(keyed.items()))
-    message = f"Trial {index} ({described}) is invalid: {key}: {' '.join(messages)}"
+        if owner is None:
+            keyed.setdefault(f"trials.{index}.{field}", []).extend(messages)
+        elif field == dotted[owner]:
+            keyed.setdefault(f"parameters.{owner}", []).extend(messages)
+        else:
+            keyed.setdefault(f"parameters.{owner}", []).extend(f"{field}: {m}" for m in messages)
+    field, messages = next(iter(errors.items()))
+    message = f"Trial {index} ({described}) is invalid: {field}: {' '.join(map(str, messages))}"
     return InvalidJob(message, keyed)
 
 
