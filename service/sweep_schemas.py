@@ -58,9 +58,10 @@ class Parameters(fields.Dict):
                     continue
                 own = errors.get("key") or []
                 nested = errors.get("value") or {}
-                messages[key] = {**({"_schema": own} if own else {}), **nested}
-                if isinstance(nested, list):
-                    messages[key] = own + nested
+                if isinstance(nested, dict):  # the parameter's fields
+                    messages[key] = {**({"_schema": own} if own else {}), **nested}
+                else:  # the parameter itself: not an object, or null
+                    messages[key] = own + list(nested)
             raise ValidationError(messages) from exc
 
 
@@ -152,7 +153,13 @@ class SweepCreateSchema(Schema):
         values=fields.Nested(ParameterSchema),
         required=True,
         validate=validate.Length(1, MAX_PARAMETERS),
-        metadata={"description": "Spec path -> {values} (grid) or a distribution (random)."},
+        metadata={
+            "description": "Spec path (such as training.optimizer.learning_rate or "
+            "network.layers[0].units, under network, training, preprocessing or targets) -> "
+            "{values} (grid) or a distribution (random).",
+            "minProperties": 1,
+            "maxProperties": MAX_PARAMETERS,
+        },
     )
     objective = fields.Nested(ObjectiveSchema, load_default=lambda: ObjectiveSchema().load({}))
     parallel = fields.Integer(

@@ -249,6 +249,8 @@ def test_a_trial_over_the_budget_is_named(make_app, redis_conn):
         ({"max_trials": 3}, "max_trials"),  # a grid
         ({"parameters": {LR: {"distribution": "uniform", "low": 0.1}}}, f"parameters.{LR}.high"),
         ({"parameters": {"data.X": {"values": [1]}}}, "parameters"),
+        ({"parameters": {LR: None, "": {}}}, f"parameters.{LR}"),  # was a 500
+        ({"parameters": {LR: 0.1}}, f"parameters.{LR}"),
         ({"parallel": 21}, "parallel"),  # past MAX_ACTIVE_JOBS: it could never run
     ],
 )
