@@ -22,6 +22,7 @@ from . import (
     models,
     request_limits,
     schemas,
+    sweeps,
     webhooks,
 )
 from .config import from_env
@@ -72,7 +73,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register_converter(ids.IdConverter, ids.param_schema)
     api.register_converter(aliases.ModelRefConverter, aliases.param_schema)
     api.register_converter(aliases.AliasNameConverter, aliases.name_param_schema)
-    for module in (health, jobs, models, aliases, datasets, webhooks, metrics):
+    for module in (health, jobs, models, aliases, datasets, webhooks, metrics, sweeps):
         api.register_blueprint(module.blp)
     app.register_blueprint(dashboard.bp)  # the page at /, its assets; not in the OpenAPI doc
     app.register_blueprint(inference.bp)  # the Open Inference Protocol: not in the OpenAPI doc

@@ -53,6 +53,8 @@ def from_env(env=os.environ) -> dict:
         "MAX_TRAINING_MEMORY_BYTES": int(float(env.get("MAX_TRAINING_MEMORY_BYTES", 4 * 2**30))),
         # Queued plus started jobs one tenant may have at once.
         "MAX_ACTIVE_JOBS": int(env.get("MAX_ACTIVE_JOBS", 20)),
+        # Trials one sweep may have (each is a job, validated at submit; see service/sweeping.py).
+        "MAX_SWEEP_TRIALS": int(env.get("MAX_SWEEP_TRIALS", 100)),
         # flask-limiter rate limits per API key (per client address when auth is off).
         "RATE_LIMIT": env.get("RATE_LIMIT", "6000/minute"),
         "RATE_LIMIT_SUBMIT": env.get("RATE_LIMIT_SUBMIT", "120/minute"),

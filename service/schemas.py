@@ -476,7 +476,10 @@ class JobSchema(Schema):
     name = fields.String(allow_none=True)
     tags = fields.List(fields.String())
     metadata = fields.Dict()
-    sweep_id = fields.String(allow_none=True)
+    sweep_id = fields.String(allow_none=True, metadata={"description": "Its sweep, if a trial."})
+    parameters = fields.Dict(
+        allow_none=True, metadata={"description": "A trial's values, by spec path."}
+    )
 
 
 class JobSpecSchema(Schema):

@@ -101,7 +101,8 @@ class JobRecord(TypedDict, total=False):
     name: str | None  # store.labels bounds these three; PATCH /v1/jobs/{id} edits them
     tags: list[str]
     metadata: dict
-    sweep_id: str | None  # the sweep the job is a trial of
+    sweep_id: str | None  # the sweep this job is a trial of (store.sweeps)
+    parameters: dict | None  # a trial's values, by spec path
 
 
 def idle_progress(epochs: int) -> Progress:
@@ -125,6 +126,7 @@ def create_job(
     tags: list[str] | None = None,
     metadata: dict | None = None,
     sweep_id: str | None = None,
+    parameters: dict | None = None,
 ) -> JobRecord:
     """Store a new queued job: its spec as JSON and its arrays as npy, in one transaction.
 
@@ -138,7 +140,7 @@ def create_job(
         callbacks: webhooks to call as the job starts and ends.
         request_id: the id of the request that submitted it, for the job's log lines.
         name, tags, metadata: what the owner calls and marks it with (``store.labels``).
-        sweep_id: the sweep it is a trial of.
+        sweep_id: the sweep it is a trial of; parameters: the trial's values by spec path.
 
     Raises:
         ValueError: name, tags or metadata out of ``store.labels``'s bounds.
@@ -162,6 +164,8 @@ def create_job(
     record.update(
         name=name, tags=labels.unique_tags(tags), metadata=metadata or {}, sweep_id=sweep_id
     )
+    if sweep_id is not None:
+        record["parameters"] = parameters
     pipe = conn.pipeline(transaction=True)
     pipe.set(spec_key(job_id), json.dumps(spec))
     for name, array in arrays.items():
@@ -225,6 +229,7 @@ def job_view(record: JobRecord) -> dict:
         "tags": record.get("tags") or [],
         "metadata": record.get("metadata") or {},
         "sweep_id": record.get("sweep_id"),
+        "parameters": record.get("parameters"),
     }
 
 
@@ -421,8 +426,12 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
 
 
 def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus) -> None:
-    """A job has just become ``status``: queue the webhook deliveries it asked for."""
+    """A job has just become ``status``: queue the webhook deliveries it asked for, and a
+    sweep's next trial when a trial has ended."""
     # Imported here: store.webhooks reads job records and queues through this module.
+    from . import sweeps
     from .webhooks import job_event
 
     job_event(conn, job_id, status)
+    if status in FINAL_STATUSES:
+        sweeps.trial_ended(conn, job_id)

@@ -125,3 +125,27 @@ def alias_history_key(tenant: str, name: str) -> str:
 def model_aliases_key(model_id: str) -> str:
     """The aliases that point at a model, as JSON ``[tenant, name]`` (a set)."""
     return f"{PREFIX}:model:{model_id}:aliases"
+
+
+def sweep_key(sweep_id: str) -> str:
+    """A sweep's record (a hash, ``store.sweeps``)."""
+    return f"{PREFIX}:sweep:{sweep_id}"
+
+
+def sweep_trials_key(sweep_id: str) -> str:
+    """The job ids of a sweep's trials, in trial order (a list)."""
+    return f"{PREFIX}:sweep:{sweep_id}:trials"
+
+
+def sweep_pending_key(sweep_id: str) -> str:
+    """The trials not handed to rq yet, next first (a list)."""
+    return f"{PREFIX}:sweep:{sweep_id}:pending"
+
+
+def sweep_running_key(sweep_id: str) -> str:
+    """The trials handed to rq that have not ended: at most the sweep's ``parallel`` (a set)."""
+    return f"{PREFIX}:sweep:{sweep_id}:running"
+
+
+def tenant_sweeps_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:sweeps"

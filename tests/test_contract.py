@@ -196,7 +196,10 @@ def documented_routes():
     for path, operations in DOC["paths"].items():
         methods = {m.upper() for m in operations if m != "parameters"}
         yield pytest.param(
-            path.replace("{job_id}", ID).replace("{model_id}", ID).replace("{dataset_id}", ID),
+            path.replace("{job_id}", ID)
+            .replace("{model_id}", ID)
+            .replace("{dataset_id}", ID)
+            .replace("{sweep_id}", ID),
             methods,
             id=path,
         )

@@ -49,10 +49,21 @@ class JobMonitor:
         settings: the worker's settings.
         max_runtime: seconds of training the job may use over all its attempts, or None.
         runtime_before: seconds earlier attempts already used.
+        stopper: called on the history at each flush; True stops the job as canceled.
     """
 
-    def __init__(self, conn, job_id, trainer, settings: Settings, max_runtime, runtime_before=0.0):
+    def __init__(
+        self,
+        conn,
+        job_id,
+        trainer,
+        settings: Settings,
+        max_runtime,
+        runtime_before=0.0,
+        stopper=None,
+    ):
         self.conn, self.job_id, self.trainer, self.settings = conn, job_id, trainer, settings
+        self.stopper = stopper  # a sweep's stopping rule (workers.median_stopping), or None
         self.max_runtime = max_runtime
         self.runtime_before = runtime_before
         self.flushed = trainer.epoch  # history entries already stored
@@ -81,7 +92,7 @@ class JobMonitor:
             self.stop_reason = StopReason.TIMEOUT
             return True
         if now - self.last_flush >= self.settings.flush_seconds:
-            if self.flush(now):
+            if self.flush(now) or (self.stopper and self.stopper(self.trainer.history)):
                 self.stop_reason = StopReason.CANCEL
                 return True
         if now - self.last_checkpoint >= self.settings.checkpoint_seconds:
