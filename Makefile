@@ -51,7 +51,10 @@ format: $(TEST_STAMP)  ## ruff fix and format
 
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE pin old OpenBLAS builds to a safe kernel on some machines
 # and slow a current NumPy; the benchmark unsets both and prints the kernel it then runs.
+# bench.xor_service first: the article's XOR job through the service, against the article's loop;
+# `python -m bench` prints the last line.
 bench: $(BENCH_STAMP)  ## the engine against PyTorch, scikit-learn and the article's loop
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench.xor_service
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench
 
 # Single-row prediction latency and throughput under wrk, against a bare route.

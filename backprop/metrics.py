@@ -18,6 +18,7 @@ class EpochMetrics:
 
     def __init__(self, kind: str, Y):
         self.kind = kind
+        self._Y = Y
         self._scratch = {}
         if kind == "regression":
             ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -45,14 +46,39 @@ class EpochMetrics:
         else:
             diff = self._scratch.get(P.shape)
             if diff is None:
-                diff = self._scratch[P.shape] = np.empty_like(P)
-            np.subtract(P, Y, out=diff)
-            flat = diff.reshape(-1)
-            if k == 1:
-                self._sq += float(np.dot(flat, flat))
-            else:
-                self._sq = self._sq + np.einsum("ij,ij->j", diff, diff)
-            self._abs += float(np.add.reduce(np.abs(flat, out=flat))) / k
+                diff = self._scratch[P.shape] = np.empty((1, *P.shape), P.dtype)
+            np.subtract(P, Y, out=diff[0])
+            sq, absolute = regression_sums(diff)
+            self._sq = self._sq + (float(sq[0]) if k == 1 else sq[0])
+            self._abs += float(absolute[0]) / k
+
+    def epoch_results(self, P) -> list[dict]:
+        """``result()`` of each epoch of a block of full-batch predictions, at once.
+
+        Args:
+            P: ndarray of shape (n_epochs, n_samples, n_outputs): each epoch's predictions of
+                the whole set ``Y`` given to the constructor.
+
+        Returns:
+            One dict per epoch, the same numbers, bit for bit, as ``reset``, ``update(P[i], Y)``
+            and ``result`` would give (the reductions run row by row, whatever the block's size).
+        """
+        m, n, k = P.shape
+        Y = self._Y
+        if self.kind == "softmax":
+            hits = np.count_nonzero(P.argmax(axis=2) == Y.argmax(axis=1), axis=1)
+            return [{"accuracy": int(h) / n} for h in hits]
+        if self.kind == "binary":
+            hits = np.count_nonzero((P >= 0.5) == (Y >= 0.5), axis=(1, 2))
+            return [{"accuracy": (int(h) / k) / n} for h in hits]
+        sq, absolute = regression_sums(P - Y)
+        results = []
+        for i in range(m):
+            self.reset()
+            self._n, self._abs = n, float(absolute[i]) / k
+            self._sq = float(sq[i]) if k == 1 else sq[i]
+            results.append(self.result())
+        return results
 
     def result(self) -> dict:
         """The metrics of everything added since ``reset``."""
@@ -79,3 +105,22 @@ def metric_kind(network_spec: dict, loss: str) -> str:
 
 def higher_is_better(metric: str) -> bool:
     return metric.removeprefix("val_") in ("accuracy", "r2")
+
+
+def regression_sums(diff):
+    """Per-epoch sums of squared errors and of absolute errors.
+
+    Args:
+        diff: ndarray of shape (n_epochs, n_samples, n_outputs), predictions minus targets; its
+            contents are overwritten.
+
+    Returns:
+        ``(sq, abs)``: sq of shape (n_epochs,) for one output, else (n_epochs, n_outputs)
+        (per column, for r2); abs of shape (n_epochs,). Each row's sums are plain pairwise
+        reductions of that row alone, so one epoch gives the same bits alone or in a block.
+    """
+    m, n, k = diff.shape
+    squares = diff * diff
+    sq = np.add.reduce(squares.reshape(m, n), axis=1) if k == 1 else np.add.reduce(squares, axis=1)
+    flat = diff.reshape(m, n * k)
+    return sq, np.add.reduce(np.abs(flat, out=flat), axis=1)

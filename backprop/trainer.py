@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .deferred_metrics import DeferredMetrics
 from .exceptions import CheckpointError, DivergenceError, SpecError
 from .initializers import initial_parameters
 from .losses import get_loss
-from .metrics import EpochMetrics, higher_is_better, metric_kind
+from .metrics import METRIC_NAMES, EpochMetrics, higher_is_better, metric_kind
 from .model import Model
 from .network import Network
 from .optimizers import get_optimizer, schedule_lr
@@ -121,7 +122,8 @@ class Trainer:
         self.epoch = 0
         # The rate the current (or last) epoch trains at: the schedule's, passed to each step.
         self.learning_rate = tr["optimizer"]["learning_rate"]
-        self.history = {"epoch": [], "loss": []}
+        self._history = {"epoch": [], "loss": []}
+        self._deferred: DeferredMetrics | None = None
         self.stopped_early = False
         es = tr["early_stopping"]
         self._best = None
@@ -135,6 +137,17 @@ class Trainer:
         return self.loss.fused_activation is not None
 
     @property
+    def history(self) -> dict:
+        """``{"epoch": [...], "loss": [...], metric: [...], ...}``, every epoch trained so far."""
+        if self._deferred is not None:
+            self._deferred.settle(self._history)
+        return self._history
+
+    @history.setter
+    def history(self, value: dict) -> None:
+        self._history, self._deferred = value, None
+
+    @property
     def epochs(self) -> int:
         return self.spec["training"]["epochs"]
 
@@ -142,12 +155,16 @@ class Trainer:
     # DivergenceError itself, so NumPy's overflow warnings are noise (or, with warnings as
     # errors, the wrong exception).
     @np.errstate(over="ignore", invalid="ignore")
-    def fit(self, callback: EpochCallback | None = None) -> dict:
+    def fit(self, callback: EpochCallback | None = None, defer_metrics: bool = False) -> dict:
         """Train from the current epoch to ``training.epochs`` or an early stop.
 
         Args:
             callback: called after every epoch with ``(epoch, logs)``; a truthy return stops
                 training after that epoch (the state stays resumable).
+            defer_metrics: compute the training metrics (not the loss, nor validation's)
+                when ``history`` is read rather than every epoch, where that pays: full-batch
+                training of a small set, no early stopping on a training metric. ``logs`` then
+                lacks them; the history holds the same numbers either way.
 
         Returns:
             The history: ``{"epoch": [...], "loss": [...], "val_loss"?: [...], metric: [...]}``.
@@ -172,14 +189,19 @@ class Trainer:
         X, Y = self.X, self.Y
         starts = range(0, n, batch)
         xbufs, ybufs = {}, {}
+        deferred = self._deferred = self._deferral(defer_metrics and full_batch)
         while self.epoch < epochs and not self.stopped_early:
             lr = self.learning_rate = schedule_lr(base_lr, schedule, self.epoch)
-            metrics.reset()
+            if deferred is None:
+                metrics.reset()
             total = 0.0
             if full_batch:
                 P, Z, dP = forward(X)
                 total = loss.forward_backward(P, Y, Z, dP)
-                metrics.update(P, Y)
+                if deferred is None:
+                    metrics.update(P, Y)
+                else:
+                    deferred.add(P, self._history)
                 backward(fused)
                 step(params, grads, lr)
             else:
@@ -203,8 +225,12 @@ class Trainer:
             epoch_loss = total / n if mean else total
             self.epoch += 1
             if not math.isfinite(epoch_loss):
+                if deferred is not None:
+                    deferred.drop_last()
                 raise DivergenceError(self.epoch, epoch_loss)
-            logs = {"loss": epoch_loss, **metrics.result()}
+            logs = {"loss": epoch_loss}
+            if deferred is None:
+                logs.update(metrics.result())
             if self.X_val is not None:
                 logs.update(self.evaluate(self.X_val, self.Y_val, prefix="val_"))
             self._record(logs)
@@ -228,8 +254,21 @@ class Trainer:
         logs = {"loss": total / len(X) if self.loss.reduction == "mean" else total, **m.result()}
         return {prefix + k: v for k, v in logs.items()}
 
+    def _deferral(self, wanted: bool) -> DeferredMetrics | None:
+        """The block that defers this fit's training metrics, or None to compute them per epoch."""
+        if self._deferred is not None:
+            self._deferred.settle(self._history)
+        es = self.spec["training"]["early_stopping"]
+        monitor = es["monitor"] if es else "loss"
+        on_training_metric = monitor != "loss" and not monitor.startswith("val_")
+        if not wanted or on_training_metric or not DeferredMetrics.fits(self.Y.shape):
+            return None
+        for name in METRIC_NAMES[self.metrics.kind]:  # in their place, before any val_ column
+            self._history.setdefault(name, [])
+        return DeferredMetrics(self.metrics, self.Y.shape, self.dtype)
+
     def _record(self, logs: dict) -> None:
-        history = self.history
+        history = self._history
         history["epoch"].append(self.epoch)
         for key, value in logs.items():
             column = history.get(key)

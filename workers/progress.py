@@ -15,6 +15,7 @@ import store
 from store.connection import UNAVAILABLE
 
 from . import metrics
+from .pacing import ClockPacer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class JobMonitor:
         self.counted = trainer.epoch  # epochs already added to the worker's metrics
         self.started = time.monotonic()
         self.last_flush = self.last_checkpoint = self.started
-        self.last_logs: dict = {}
+        self.pacer = ClockPacer(trainer.epoch)
         self.stop_reason: str | None = None
         self.refused: set[str] = set()  # the writes failing now, each logged once until it works
 
@@ -84,10 +85,11 @@ class JobMonitor:
         return self.runtime_before + (now - self.started)
 
     def __call__(self, epoch: int, logs: dict) -> bool:
-        self.last_logs = logs
         if self.stop_reason is not None:
             return True
-        now = time.monotonic()
+        if epoch < self.pacer.next_epoch:
+            return False
+        now = self.pacer.read(epoch)
         if self.max_runtime is not None and self.runtime(now) > self.max_runtime:
             self.stop_reason = StopReason.TIMEOUT
             return True
@@ -103,11 +105,14 @@ class JobMonitor:
         epoch, epochs = self.trainer.epoch, self.trainer.epochs
         done = epoch - self.start_epoch
         eta = (now - self.started) / done * (epochs - epoch) if done else None
+        # The last epoch's, from the history: the callback does not keep each epoch's logs.
+        history = self.trainer.history
+        last = {k: history[k][-1] for k in ("loss", "val_loss") if done and history.get(k)}
         return {
             "epoch": epoch,
             "epochs": epochs,
-            "loss": self.last_logs.get("loss"),
-            "val_loss": self.last_logs.get("val_loss"),
+            "loss": last.get("loss"),
+            "val_loss": last.get("val_loss"),
             "eta_seconds": None if eta is None else round(eta, 3),
         }
 

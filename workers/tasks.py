@@ -127,7 +127,8 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
     )
     runtime.attach(monitor)
     try:
-        trainer.fit(monitor)
+        # Metrics are only read at a flush: computing them then costs tiny networks far less.
+        trainer.fit(monitor, defer_metrics=True)
     except DivergenceError as exc:
         _persist(settings, job_id, lambda: monitor.flush(strict=True))
         return _end(conn, job_id, settings, JobStatus.FAILED, ("diverged", str(exc)))
