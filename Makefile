@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 COMPILE = $(BIN)/pip-compile -q --strip-extras --no-header --annotation-style line \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-data bench-scale openapi openapi-check lock clean
+.PHONY: help run test test-fast lint format bench bench-serve bench-events bench-data bench-scale bench-shutdown openapi openapi-check lock clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -76,6 +76,10 @@ bench-data: $(BENCH_STAMP)  ## CSV ingestion against pandas.read_csv: throughput
 # engine alone; also the reaper's pass at 10,000 jobs, submit throughput and Redis bytes per job.
 bench-scale: $(STAMP)  ## workers' jobs/s and scaling, reaper cost, submit rate, bytes per job
 	$(BIN)/python -m bench.scale
+
+# The figure behind the k8s workers' terminationGracePeriodSeconds (deploy/k8s/README.md).
+bench-shutdown: $(STAMP)  ## how long a worker takes to checkpoint and requeue after SIGTERM
+	$(BIN)/python -m bench.shutdown
 
 openapi: $(STAMP)  ## regenerate openapi.yaml from the code
 	$(BIN)/python -m service.openapi > openapi.yaml.tmp
