@@ -27,6 +27,8 @@ pytestmark = pytest.mark.process
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000  # a deadline for the stack, not a timing assertion
+# expect()'s own default is 5 s: too short for a job to finish on a busy 2-core machine.
+expect.set_options(timeout=TIMEOUT_MS)
 # Long enough to be watched while it trains (a few seconds), short enough for the suite.
 WATCHED_EPOCHS = 150_000
 XSS = "<img src=x onerror=alert(1)>"
