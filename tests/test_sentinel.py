@@ -239,3 +239,51 @@ def test_a_worker_trains_on_while_the_master_waits_for_its_replicas(
     record = wait_for(live_server, job_id, final, "an end")
     assert record["status"] == "finished", record
     assert_same_as_uninterrupted(live_server, job_id, job)
+
+
+def wait_for_log(log, text: str, process: subprocess.Popen) -> None:
+    """Wait until the worker has logged ``text``; fail if it exits first."""
+    deadline = time.monotonic() + RECOVERY_DEADLINE
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, f"the worker exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def test_a_worker_outlasts_a_master_that_refuses_even_rqs_records(
+    live_server, redis_url, redis_conn, tmp_path
+):
+    """NOREPLICAS for longer than the final-write patience: the attempt is given up, rq cannot
+    record it, and rq's loop waits rather than quits; the job resumes from its checkpoint."""
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            local(WORKER_COMMAND),
+            cwd=ROOT,
+            env={**os.environ, **FAST, "REDIS_URL": redis_url, "FINAL_WRITE_PATIENCE_SECONDS": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        job = long_job(epochs=1500)
+        job_id = submit(live_server, job)
+        wait_for(live_server, job_id, past_epoch(20), "epoch 20")
+        deadline = time.monotonic() + RECOVERY_DEADLINE
+        while not redis_conn.exists(store.checkpoint_key(job_id)):
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.05)
+        redis_conn.config_set("min-replicas-to-write", 1)
+        try:
+            wait_for_log(log, f"job {job_id}: Redis refuses writes for now", worker)
+            wait_for_log(log, "gave up a final write", worker)
+            wait_for_log(log, f"rq could not record the end of {job_id}", worker)
+            wait_for_log(log, "will check in again", worker)
+        finally:
+            redis_conn.config_set("min-replicas-to-write", 0)
+        record = wait_for(live_server, job_id, final, "an end")
+        assert record["status"] == "finished", record
+        assert record["attempts"] == 2
+        assert_same_as_uninterrupted(live_server, job_id, job)
+        assert worker.poll() is None
+    finally:
+        stop_all([worker], STOP_TIMEOUT)
