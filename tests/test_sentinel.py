@@ -8,6 +8,7 @@ worker, all given REDIS_SENTINELS and a REDIS_URL where nothing listens.
 import os
 import signal
 import subprocess
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -17,7 +18,8 @@ import requests
 
 import store
 from devtools import embedded_redis
-from devtools.processes import stop_all
+from devtools.probes import answers_ok, free_port
+from devtools.processes import stop_all, wait_until
 from scripts.run import WORKER_COMMAND, local
 from store.config import SentinelConfig, SharedConfig
 from store.connection import NoReplicasError
@@ -287,3 +289,38 @@ def test_a_worker_outlasts_a_master_that_refuses_even_rqs_records(
         assert worker.poll() is None
     finally:
         stop_all([worker], STOP_TIMEOUT)
+
+
+def test_make_run_uses_the_sentinels_master_and_starts_no_redis(group, tmp_path):
+    port, log = free_port(), tmp_path / "run.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+        **sentinel_env(group),
+        "WORKERS": "1",
+        "WEBHOOK_WORKERS": "1",
+        "WEB_CONCURRENCY": "1",
+        "PORT": str(port),
+        "REDIS_PORT": str(free_port()),  # where an embedded Redis would go; none must
+        "VAR_DIR": str(tmp_path / "var"),
+        "STOP_TIMEOUT": "20",
+        "PYTHONPATH": str(ROOT),
+    }
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_until(lambda: answers_ok(f"{base}/readyz"), 60, run, "make run ready")
+        job_id = submit(base, GOOD_JOB)
+        assert wait_for(base, job_id, final, "an end")["status"] == "finished"
+        master = store.connect(sentinel=SentinelConfig.from_env(env))
+        assert store.get_job(master, job_id)["status"] == "finished"
+        master.close()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    output = log.read_text()
+    assert "using the Redis master that REDIS_SENTINELS report" in output
+    assert "started redis" not in output and not (tmp_path / "var").exists()
+    assert run.returncode == 0, output[-3000:]
