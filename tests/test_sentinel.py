@@ -225,7 +225,7 @@ def test_a_worker_trains_on_while_the_master_waits_for_its_replicas(
     """NOREPLICAS (min-replicas-to-write after a failover, before a replica rejoins) holds the
     worker's writes back like an outage: the job neither fails nor loses a bit."""
     start_worker(**FAST)
-    job = long_job(epochs=3000)
+    job = long_job(epochs=2000)
     job_id = submit(live_server, job)
     wait_for(live_server, job_id, past_epoch(100), "epoch 100")
     redis_conn.config_set("min-replicas-to-write", 1)
