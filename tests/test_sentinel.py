@@ -8,6 +8,7 @@ worker, all given REDIS_SENTINELS and a REDIS_URL where nothing listens.
 import os
 import signal
 import subprocess
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -17,7 +18,8 @@ import requests
 
 import store
 from devtools import embedded_redis
-from devtools.processes import stop_all
+from devtools.probes import answers_ok, free_port
+from devtools.processes import stop_all, wait_until
 from scripts.run import WORKER_COMMAND, local
 from store.config import SentinelConfig, SharedConfig
 from store.connection import NoReplicasError
@@ -223,7 +225,7 @@ def test_a_worker_trains_on_while_the_master_waits_for_its_replicas(
     """NOREPLICAS (min-replicas-to-write after a failover, before a replica rejoins) holds the
     worker's writes back like an outage: the job neither fails nor loses a bit."""
     start_worker(**FAST)
-    job = long_job(epochs=3000)
+    job = long_job(epochs=2000)
     job_id = submit(live_server, job)
     wait_for(live_server, job_id, past_epoch(100), "epoch 100")
     redis_conn.config_set("min-replicas-to-write", 1)
@@ -239,3 +241,86 @@ def test_a_worker_trains_on_while_the_master_waits_for_its_replicas(
     record = wait_for(live_server, job_id, final, "an end")
     assert record["status"] == "finished", record
     assert_same_as_uninterrupted(live_server, job_id, job)
+
+
+def wait_for_log(log, text: str, process: subprocess.Popen) -> None:
+    """Wait until the worker has logged ``text``; fail if it exits first."""
+    deadline = time.monotonic() + RECOVERY_DEADLINE
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, f"the worker exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def test_a_worker_outlasts_a_master_that_refuses_even_rqs_records(
+    live_server, redis_url, redis_conn, tmp_path
+):
+    """NOREPLICAS for longer than the final-write patience: the attempt is given up, rq cannot
+    record it, and rq's loop waits rather than quits; the job resumes from its checkpoint."""
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            local(WORKER_COMMAND),
+            cwd=ROOT,
+            env={**os.environ, **FAST, "REDIS_URL": redis_url, "FINAL_WRITE_PATIENCE_SECONDS": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        job = long_job(epochs=1500)
+        job_id = submit(live_server, job)
+        wait_for(live_server, job_id, past_epoch(20), "epoch 20")
+        deadline = time.monotonic() + RECOVERY_DEADLINE
+        while not redis_conn.exists(store.checkpoint_key(job_id)):
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.05)
+        redis_conn.config_set("min-replicas-to-write", 1)
+        try:
+            wait_for_log(log, f"job {job_id}: Redis refuses writes for now", worker)
+            wait_for_log(log, "gave up a final write", worker)
+            wait_for_log(log, f"rq could not record the end of {job_id}", worker)
+            wait_for_log(log, "will check in again", worker)
+        finally:
+            redis_conn.config_set("min-replicas-to-write", 0)
+        record = wait_for(live_server, job_id, final, "an end")
+        assert record["status"] == "finished", record
+        assert record["attempts"] == 2
+        assert_same_as_uninterrupted(live_server, job_id, job)
+        assert worker.poll() is None
+    finally:
+        stop_all([worker], STOP_TIMEOUT)
+
+
+def test_make_run_uses_the_sentinels_master_and_starts_no_redis(group, tmp_path):
+    port, log = free_port(), tmp_path / "run.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+        **sentinel_env(group),
+        "WORKERS": "1",
+        "WEBHOOK_WORKERS": "1",
+        "WEB_CONCURRENCY": "1",
+        "PORT": str(port),
+        "REDIS_PORT": str(free_port()),  # where an embedded Redis would go; none must
+        "VAR_DIR": str(tmp_path / "var"),
+        "STOP_TIMEOUT": "20",
+        "PYTHONPATH": str(ROOT),
+    }
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_until(lambda: answers_ok(f"{base}/readyz"), 60, run, "make run ready")
+        job_id = submit(base, GOOD_JOB)
+        assert wait_for(base, job_id, final, "an end")["status"] == "finished"
+        master = store.connect(sentinel=SentinelConfig.from_env(env))
+        assert store.get_job(master, job_id)["status"] == "finished"
+        master.close()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    output = log.read_text()
+    assert "using the Redis master that REDIS_SENTINELS report" in output
+    assert "started redis" not in output and not (tmp_path / "var").exists()
+    assert run.returncode == 0, output[-3000:]

@@ -30,6 +30,8 @@ def refusal(exc: Exception) -> str:
     """Why Redis did not take a write, for a log line."""
     if isinstance(exc, redis.exceptions.OutOfMemoryError):
         return "Redis is full (maxmemory)"
+    if isinstance(exc, redis.exceptions.ResponseError):  # READONLY, NOREPLICAS
+        return f"Redis refuses writes for now ({exc})"
     return f"Redis is unreachable ({exc})"
 
 
