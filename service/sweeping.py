@@ -361,27 +361,21 @@ def cancel(conn: redis.Redis, sweep_id: str, tenant: str, data_ttl_seconds: int)
 # -- showing -------------------------------------------------------------------------------
 
 
-def best_value(values: list[float], goal: str) -> float | None:
-    """The best finite value of a history column, or None when it has none."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite) if goal == "min" else max(finite)
-
-
-def view(record: sweeps.SweepRecord, trials: list[tuple[dict, list]]) -> dict:
-    """A sweep as GET /v1/sweeps/{id} shows it, from its record and ``store.sweeps.load_trials``."""
+def view(record: sweeps.SweepRecord, trials: list[store.JobRecord]) -> dict:
+    """A sweep as GET /v1/sweeps/{id} shows it, from its record and its trials' job records
+    (``store.sweeps.load_trials``): a few small hashes, whatever the trials' lengths, since
+    each trial's worker keeps its objective value on its record at each flush."""
     goal = record["objective"]["goal"]
     rows = []
-    for index, (job, values) in enumerate(trials):
+    for index, job in enumerate(trials):
         rows.append(
             {
                 "index": index,
-                "job_id": job.get("id"),
+                "job_id": job["id"],
                 "parameters": job.get("parameters"),
                 "status": job.get("status"),
-                "epochs": len(values),
-                "objective_value": best_value(values, goal),
+                "epochs": (job.get("progress") or {}).get("epoch", 0),
+                "objective_value": job.get("objective_value"),
                 "error": job.get("error"),
             }
         )

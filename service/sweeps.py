@@ -30,7 +30,7 @@ def get_or_404(sweep_id: str) -> sweeps.SweepRecord:
 def shown(record: sweeps.SweepRecord) -> dict:
     conn = redis_conn()
     ids = sweeps.trial_ids(conn, record["id"])
-    return sweeping.view(record, sweeps.load_trials(conn, ids, record["objective"]["metric"]))
+    return sweeping.view(record, sweeps.load_trials(conn, ids))
 
 
 @blp.route("")

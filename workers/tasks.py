@@ -16,7 +16,7 @@ from backprop import CheckpointError, DivergenceError, SpecError, Trainer
 from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, logs, queue
 from store.config import SharedConfig
 
-from . import median_stopping, metrics, runtime
+from . import metrics, runtime, sweep_trials
 from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
 from .settings import Settings, worker_identity
 
@@ -111,7 +111,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         settings,
         record.get("max_runtime_seconds"),
         record.get("runtime_seconds", 0.0),
-        median_stopping.for_trial(conn, record),
+        sweep_trials.for_job(conn, record),
     )
     runtime.attach(monitor)
     try:
