@@ -3,6 +3,7 @@
 from flask import current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import abort
+from flask_smorest.error_handler import ErrorSchema
 
 from store import sweeps
 
@@ -14,7 +15,13 @@ from .extensions import limiter, redis_conn
 from .jobs import REFUSALS
 from .logs import request_id
 from .schemas import SubmitQuerySchema
-from .sweep_schemas import SweepCreateSchema, SweepDryRunSchema, SweepSchema
+from .sweep_schemas import (
+    SweepCreateSchema,
+    SweepDryRunSchema,
+    SweepListQuerySchema,
+    SweepListSchema,
+    SweepSchema,
+)
 
 blp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps", description="Hyperparameter sweeps")
 
@@ -35,6 +42,19 @@ def shown(record: sweeps.SweepRecord) -> dict:
 
 @blp.route("")
 class Sweeps(MethodView):
+    @blp.arguments(SweepListQuerySchema, location="query")
+    @blp.response(200, SweepListSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="A bad limit or cursor.")
+    def get(self, args):
+        """List your sweeps, newest first (without their trials: GET one for those)."""
+        try:
+            records, cursor = sweeps.list_sweeps(
+                redis_conn(), current_tenant().name, args["limit"], args.get("cursor")
+            )
+        except KeyError:
+            abort(422, message="Unknown cursor.", errors={"cursor": ["Names no sweep."]})
+        return {"sweeps": records, "next_cursor": cursor}
+
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
     @blp.arguments(SweepCreateSchema)
     @blp.arguments(SubmitQuerySchema, location="query")

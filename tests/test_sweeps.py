@@ -329,3 +329,15 @@ def test_a_trial_canceled_while_waiting_is_skipped_and_the_cap_kept(client, redi
     assert rq.job_ids == [f"{ids[0]}-1", f"{ids[2]}-1"]
     assert store.get_job(redis_conn, ids[2])["rq_job_id"] == f"{ids[2]}-1"
     assert store.get_job(redis_conn, ids[1]).get("rq_job_id") is None
+
+
+def test_sweeps_are_listed_newest_first_in_pages(client):
+    body = sweep_body({LR: {"values": [0.1]}})
+    ids = [client.post("/v1/sweeps", json=body).get_json()["id"] for _ in range(3)]
+    first = client.get("/v1/sweeps?limit=2").get_json()
+    assert [s["id"] for s in first["sweeps"]] == ids[:0:-1]
+    assert first["sweeps"][0]["trials"] == 1 and first["sweeps"][0]["canceled"] is False
+    rest = client.get(f"/v1/sweeps?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [s["id"] for s in rest["sweeps"]] == ids[:1] and rest["next_cursor"] is None
+    unknown = client.get(f"/v1/sweeps?cursor={'0' * 32}")
+    assert unknown.status_code == 422 and "cursor" in unknown.get_json()["errors"]
