@@ -70,16 +70,23 @@ def steps(path: str) -> list[str | int]:
 
 def set_path(body: dict, path: str, value) -> dict:
     """A copy of ``body`` with ``path`` set to ``value``; only the containers on the path are
-    copied (the data arrays are shared, not copied once per trial).
+    copied (the data arrays are shared, not copied once per trial). A missing object on the
+    path is created (``preprocessing.standardize`` in a job without ``preprocessing``); a list
+    item must exist.
 
     Raises:
-        PathError: a container on the path is missing, or an index is out of range.
+        PathError: the path passes through something that is not an object or a list, or an
+            index is out of range.
     """
     keys = steps(path)
     out = dict(body)
     node = out
     for depth, key in enumerate(keys[:-1]):
+        if isinstance(key, int) and not _has(node, key):
+            raise PathError(f"{_spell(keys[:depth])} has no item {key} in the job.")
         child = node[key] if _has(node, key) else None
+        if child is None and not isinstance(keys[depth + 1], int):
+            child = {}
         where = _spell(keys[: depth + 1])
         if isinstance(keys[depth + 1], int):
             if not isinstance(child, list):
@@ -93,7 +100,7 @@ def set_path(body: dict, path: str, value) -> dict:
         node = child
     last = keys[-1]
     if isinstance(last, int) and not _has(node, last):
-        raise PathError(f"{path}: the job's list has no item {last}.")
+        raise PathError(f"{_spell(keys[:-1])} has no item {last} in the job.")
     node[last] = value
     return out
 

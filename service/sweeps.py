@@ -94,9 +94,12 @@ class Sweep(MethodView):
 
     @blp.response(200, SweepSchema)
     @blp.alt_response(202, schema=SweepSchema, description="Started trials stop later.")
+    @blp.alt_response(409, description="Every trial has already ended.")
     def delete(self, sweep_id):
         """Cancel a sweep: waiting and queued trials at once, started ones at their next epoch."""
         record = get_or_404(sweep_id)
+        if shown(record)["status"] == "finished":
+            abort(409, message=f"Sweep {sweep_id} has already finished: every trial has ended.")
         conn = redis_conn()
         tenant = record["tenant"]
         stopping = sweeping.cancel(conn, sweep_id, tenant, current_app.config["DATA_TTL_SECONDS"])

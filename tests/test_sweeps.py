@@ -10,6 +10,7 @@ import pytest
 
 import store
 from store import queue
+from workers.tasks import train_job
 
 DEADLINE = 90  # seconds a sweep may take before a test gives up (not a timing assertion)
 X = np.linspace(-1, 1, 20).reshape(-1, 1)
@@ -341,3 +342,21 @@ def test_sweeps_are_listed_newest_first_in_pages(client):
     assert [s["id"] for s in rest["sweeps"]] == ids[:1] and rest["next_cursor"] is None
     unknown = client.get(f"/v1/sweeps?cursor={'0' * 32}")
     assert unknown.status_code == 422 and "cursor" in unknown.get_json()["errors"]
+
+
+def test_a_missing_object_on_a_path_is_created(client, redis_conn):
+    body = sweep_body({"preprocessing.standardize": {"values": [False, True]}})
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 202, response.get_json()
+    specs = [store.load_spec(redis_conn, t["job_id"]) for t in response.get_json()["trials"]]
+    assert [spec["preprocessing"]["standardize"] for spec in specs] == [False, True]
+
+
+def test_deleting_a_finished_sweep_is_409(client):
+    body = sweep_body({LR: {"values": [0.1]}})
+    sweep = client.post("/v1/sweeps", json=body).get_json()
+    assert train_job(sweep["trials"][0]["job_id"])["model_id"] == sweep["trials"][0]["job_id"]
+    assert client.get(f"/v1/sweeps/{sweep['id']}").get_json()["status"] == "finished"
+    response = client.delete(f"/v1/sweeps/{sweep['id']}")
+    assert response.status_code == 409, response.get_json()
+    assert client.get(f"/v1/sweeps/{sweep['id']}").get_json()["status"] == "finished"
