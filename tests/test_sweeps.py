@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import store
-from store import queue
+from store import queue, sweeps
+from workers.reaper import reap
+from workers.settings import Settings
 from workers.tasks import train_job
 
 DEADLINE = 90  # seconds a sweep may take before a test gives up (not a timing assertion)
@@ -92,7 +94,7 @@ def test_a_grid_sweep_trains_each_combination_and_names_the_best(api, start_work
 def test_no_more_than_parallel_trials_start_with_workers_free(api, start_worker, redis_conn):
     for _ in range(3):
         start_worker()
-    body = sweep_body({LR: {"values": [0.01, 0.02, 0.03, 0.04, 0.05]}}, 20_000, parallel=2)
+    body = sweep_body({LR: {"values": [0.01, 0.02, 0.03, 0.04, 0.05]}}, 10_000, parallel=2)
     response = api.post("/v1/sweeps", body)
     assert response.status_code == 202, response.text
     sweep_id = response.json()["id"]
@@ -200,7 +202,7 @@ def test_median_stopping_stops_a_clearly_worse_trial(api, start_worker):
     start_worker(FLUSH_SECONDS="0.02")
     body = sweep_body(
         {LR: {"values": [0.2, 0.1, 1e-6]}},
-        30_000,
+        10_000,
         objective={"metric": "loss"},
         early_stopping={"rule": "median", "min_epochs": 5},
     )
@@ -212,7 +214,7 @@ def test_median_stopping_stops_a_clearly_worse_trial(api, start_worker):
     assert hopeless["status"] == "canceled", hopeless
     assert hopeless["error"]["code"] == "early_stopped"
     assert "median" in hopeless["error"]["message"]
-    assert hopeless["epochs"] < 30_000
+    assert hopeless["epochs"] < 10_000
     job = api.get(f"/v1/jobs/{hopeless['job_id']}").json()
     assert job["status"] == "canceled" and job["error"]["code"] == "early_stopped"
     assert done["best_trial"]["job_id"] in (good["job_id"], better["job_id"])
@@ -360,3 +362,21 @@ def test_deleting_a_finished_sweep_is_409(client):
     response = client.delete(f"/v1/sweeps/{sweep['id']}")
     assert response.status_code == 409, response.get_json()
     assert client.get(f"/v1/sweeps/{sweep['id']}").get_json()["status"] == "finished"
+
+
+def test_waiting_trials_are_not_taken_for_orphans_by_the_reaper(client, redis_conn):
+    body = sweep_body({LR: {"values": [0.1, 0.2, 0.3]}}, parallel=1)
+    ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
+    suspects: set = set()
+    for _ in range(3):  # an orphan is requeued on its second pass
+        reap(redis_conn, suspects, set(), Settings())
+    assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1"]
+    assert [store.get_job(redis_conn, i).get("rq_job_id") for i in ids[1:]] == [None, None]
+
+
+def test_recording_a_trial_end_twice_queues_one_next_trial(client, redis_conn):
+    body = sweep_body({LR: {"values": [0.1, 0.2, 0.3]}}, parallel=1)
+    ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
+    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200
+    assert sweeps.trial_ended(redis_conn, ids[0]) is None  # ended already: nothing more
+    assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1", f"{ids[1]}-1"]
