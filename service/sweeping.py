@@ -23,12 +23,14 @@ Choices, and why:
   422.
 - **Objective value.** A trial's value is the best of its ``objective.metric`` over the epochs
   it has run (the lowest for ``goal: min``), as Katib's default metric strategy and as
-  ``early_stopping.restore_best`` keep the best epoch's weights. The best trial so far is the
+  ``early_stopping.restore_best`` keep the best epoch's weights; its worker keeps it on the
+  job record at each flush (``workers.sweep_trials``). The best trial so far is the
   one with the best value among all trials that have one (running ones too); ties go to the
   earlier trial.
 """
 
 import itertools
+import logging
 import math
 import random
 import re
@@ -47,6 +49,7 @@ from . import submission
 from .auth import Tenant
 from .errors import flatten
 from .exceptions import InvalidJob, TooManyActiveJobs
+from .metrics import JOBS_SUBMITTED
 from .schemas import JobCreateSchema
 
 # What a parameter may set: a key of the job's network, training or preprocessing, or the
@@ -55,6 +58,8 @@ ROOTS = ("network", "training", "preprocessing", "targets")
 PATH = re.compile(rf"(?:{'|'.join(ROOTS)})(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*")
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
+
+log = logging.getLogger(__name__)
 
 
 class PathError(ValueError):
@@ -342,6 +347,8 @@ def submit(
             store.discard_job(conn, job_id, tenant)
         sweeps.discard_sweep(conn, sweep_id, tenant)
         raise
+    JOBS_SUBMITTED.inc(len(ids))
+    log.info("sweep %s stored: %d trials, %d queued", sweep_id, len(ids), parallel)
     return record
 
 
