@@ -8,6 +8,7 @@ from backprop.metrics import METRIC_NAMES, higher_is_better
 from store import JobStatus
 
 from .fields import Number
+from .ids import IdValidator
 from .schemas import (
     ErrorInfoSchema,
     EstimateSchema,
@@ -226,3 +227,29 @@ class SweepDryRunSchema(Schema):
     trials = fields.Integer()
     estimate = fields.Nested(EstimateSchema, metadata={"description": "Summed over the trials."})
     limits = fields.Nested(LimitsSchema)
+
+
+class SweepListQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    cursor = fields.String(
+        validate=IdValidator("sweep"),
+        metadata={
+            "description": "The next_cursor of the previous page; one that names none of your "
+            "sweeps is a 422."
+        },
+    )
+
+
+class SweepSummarySchema(Schema):
+    id = fields.String()
+    created_at = fields.String()
+    method = fields.String(validate=validate.OneOf(["grid", "random"]))
+    trials = fields.Integer(metadata={"description": "How many trials it has."})
+    parallel = fields.Integer()
+    objective = fields.Nested(ObjectiveSchema)
+    canceled = fields.Boolean()
+
+
+class SweepListSchema(Schema):
+    sweeps = fields.List(fields.Nested(SweepSummarySchema))
+    next_cursor = fields.String(allow_none=True)

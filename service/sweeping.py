@@ -23,12 +23,14 @@ Choices, and why:
   422.
 - **Objective value.** A trial's value is the best of its ``objective.metric`` over the epochs
   it has run (the lowest for ``goal: min``), as Katib's default metric strategy and as
-  ``early_stopping.restore_best`` keep the best epoch's weights. The best trial so far is the
+  ``early_stopping.restore_best`` keep the best epoch's weights; its worker keeps it on the
+  job record at each flush (``workers.sweep_trials``). The best trial so far is the
   one with the best value among all trials that have one (running ones too); ties go to the
   earlier trial.
 """
 
 import itertools
+import logging
 import math
 import random
 import re
@@ -47,6 +49,7 @@ from . import submission
 from .auth import Tenant
 from .errors import flatten
 from .exceptions import InvalidJob, TooManyActiveJobs
+from .metrics import JOBS_SUBMITTED
 from .schemas import JobCreateSchema
 
 # What a parameter may set: a key of the job's network, training or preprocessing, or the
@@ -55,6 +58,8 @@ ROOTS = ("network", "training", "preprocessing", "targets")
 PATH = re.compile(rf"(?:{'|'.join(ROOTS)})(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*")
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
+
+log = logging.getLogger(__name__)
 
 
 class PathError(ValueError):
@@ -70,16 +75,23 @@ def steps(path: str) -> list[str | int]:
 
 def set_path(body: dict, path: str, value) -> dict:
     """A copy of ``body`` with ``path`` set to ``value``; only the containers on the path are
-    copied (the data arrays are shared, not copied once per trial).
+    copied (the data arrays are shared, not copied once per trial). A missing object on the
+    path is created (``preprocessing.standardize`` in a job without ``preprocessing``); a list
+    item must exist.
 
     Raises:
-        PathError: a container on the path is missing, or an index is out of range.
+        PathError: the path passes through something that is not an object or a list, or an
+            index is out of range.
     """
     keys = steps(path)
     out = dict(body)
     node = out
     for depth, key in enumerate(keys[:-1]):
+        if isinstance(key, int) and not _has(node, key):
+            raise PathError(f"{_spell(keys[:depth])} has no item {key} in the job.")
         child = node[key] if _has(node, key) else None
+        if child is None and not isinstance(keys[depth + 1], int):
+            child = {}
         where = _spell(keys[: depth + 1])
         if isinstance(keys[depth + 1], int):
             if not isinstance(child, list):
@@ -93,7 +105,7 @@ def set_path(body: dict, path: str, value) -> dict:
         node = child
     last = keys[-1]
     if isinstance(last, int) and not _has(node, last):
-        raise PathError(f"{path}: the job's list has no item {last}.")
+        raise PathError(f"{_spell(keys[:-1])} has no item {last} in the job.")
     node[last] = value
     return out
 
@@ -338,6 +350,8 @@ def submit(
             store.discard_job(conn, job_id, tenant)
         sweeps.discard_sweep(conn, sweep_id, tenant)
         raise
+    JOBS_SUBMITTED.inc(len(ids))
+    log.info("sweep %s stored: %d trials, %d queued", sweep_id, len(ids), parallel)
     return record
 
 
@@ -364,27 +378,21 @@ def cancel(conn: redis.Redis, sweep_id: str, tenant: str, data_ttl_seconds: int)
 # -- showing -------------------------------------------------------------------------------
 
 
-def best_value(values: list[float], goal: str) -> float | None:
-    """The best finite value of a history column, or None when it has none."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite) if goal == "min" else max(finite)
-
-
-def view(record: sweeps.SweepRecord, trials: list[tuple[dict, list]]) -> dict:
-    """A sweep as GET /v1/sweeps/{id} shows it, from its record and ``store.sweeps.load_trials``."""
+def view(record: sweeps.SweepRecord, trials: list[store.JobRecord]) -> dict:
+    """A sweep as GET /v1/sweeps/{id} shows it, from its record and its trials' job records
+    (``store.sweeps.load_trials``): a few small hashes, whatever the trials' lengths, since
+    each trial's worker keeps its objective value on its record at each flush."""
     goal = record["objective"]["goal"]
     rows = []
-    for index, (job, values) in enumerate(trials):
+    for index, job in enumerate(trials):
         rows.append(
             {
                 "index": index,
-                "job_id": job.get("id"),
+                "job_id": job["id"],
                 "parameters": job.get("parameters"),
                 "status": job.get("status"),
-                "epochs": len(values),
-                "objective_value": best_value(values, goal),
+                "epochs": (job.get("progress") or {}).get("epoch", 0),
+                "objective_value": job.get("objective_value"),
                 "error": job.get("error"),
             }
         )

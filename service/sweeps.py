@@ -3,6 +3,7 @@
 from flask import current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import abort
+from flask_smorest.error_handler import ErrorSchema
 
 from store import sweeps
 
@@ -14,7 +15,13 @@ from .extensions import limiter, redis_conn
 from .jobs import REFUSALS
 from .logs import request_id
 from .schemas import SubmitQuerySchema
-from .sweep_schemas import SweepCreateSchema, SweepDryRunSchema, SweepSchema
+from .sweep_schemas import (
+    SweepCreateSchema,
+    SweepDryRunSchema,
+    SweepListQuerySchema,
+    SweepListSchema,
+    SweepSchema,
+)
 
 blp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps", description="Hyperparameter sweeps")
 
@@ -30,11 +37,24 @@ def get_or_404(sweep_id: str) -> sweeps.SweepRecord:
 def shown(record: sweeps.SweepRecord) -> dict:
     conn = redis_conn()
     ids = sweeps.trial_ids(conn, record["id"])
-    return sweeping.view(record, sweeps.load_trials(conn, ids, record["objective"]["metric"]))
+    return sweeping.view(record, sweeps.load_trials(conn, ids))
 
 
 @blp.route("")
 class Sweeps(MethodView):
+    @blp.arguments(SweepListQuerySchema, location="query")
+    @blp.response(200, SweepListSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="A bad limit or cursor.")
+    def get(self, args):
+        """List your sweeps, newest first (without their trials: GET one for those)."""
+        try:
+            records, cursor = sweeps.list_sweeps(
+                redis_conn(), current_tenant().name, args["limit"], args.get("cursor")
+            )
+        except KeyError:
+            abort(422, message="Unknown cursor.", errors={"cursor": ["Names no sweep."]})
+        return {"sweeps": records, "next_cursor": cursor}
+
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
     @blp.arguments(SweepCreateSchema)
     @blp.arguments(SubmitQuerySchema, location="query")
@@ -74,9 +94,12 @@ class Sweep(MethodView):
 
     @blp.response(200, SweepSchema)
     @blp.alt_response(202, schema=SweepSchema, description="Started trials stop later.")
+    @blp.alt_response(409, description="Every trial has already ended.")
     def delete(self, sweep_id):
         """Cancel a sweep: waiting and queued trials at once, started ones at their next epoch."""
         record = get_or_404(sweep_id)
+        if shown(record)["status"] == "finished":
+            abort(409, message=f"Sweep {sweep_id} has already finished: every trial has ended.")
         conn = redis_conn()
         tenant = record["tenant"]
         stopping = sweeping.cancel(conn, sweep_id, tenant, current_app.config["DATA_TTL_SECONDS"])

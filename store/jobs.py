@@ -103,6 +103,7 @@ class JobRecord(TypedDict, total=False):
     metadata: dict
     sweep_id: str | None  # the sweep this job is a trial of (store.sweeps)
     parameters: dict | None  # a trial's values, by spec path
+    objective_value: float | None  # a trial's best objective so far (store.sweeps)
 
 
 def idle_progress(epochs: int) -> Progress:

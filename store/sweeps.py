@@ -207,19 +207,34 @@ def cancel_sweep(conn: redis.Redis, sweep_id: str) -> list[str]:
 # -- trials' objective values ---------------------------------------------------------------
 
 
-def load_trials(conn: redis.Redis, ids: list[str], metric: str) -> list[tuple[JobRecord, list]]:
-    """Each trial's record and its history column ``metric`` (one round trip)."""
+def best_value(values, goal: str) -> float | None:
+    """A trial's objective value: the best finite value of its metric over the epochs given
+    (the lowest for ``goal`` min), or None when there is none.
+
+    Args:
+        values: the metric's column, or the part of it not seen yet.
+    """
+    column = np.asarray(values, dtype=float)
+    column = column[np.isfinite(column)]
+    if not column.size:
+        return None
+    return float(column.min() if goal == "min" else column.max())
+
+
+def record_objective(conn, job_id: str, value: float | None) -> None:
+    """Store a trial's objective value so far, on its job record (``conn`` may be a pipe)."""
+    update_job(conn, job_id, objective_value=value)
+
+
+def load_trials(conn: redis.Redis, ids: list[str]) -> list[JobRecord]:
+    """The trials' job records, in one round trip; a missing one is ``{"id": ...}``."""
     pipe = conn.pipeline(transaction=False)
     for job_id in ids:
         pipe.hgetall(job_key(job_id))
-        pipe.get(history_key(job_id, metric))
-    replies = pipe.execute()
-    out = []
-    for raw, blob in zip(replies[::2], replies[1::2], strict=True):
-        record = {k.decode(): json.loads(v) for k, v in raw.items()}
-        values = [] if blob is None else np.frombuffer(blob, "<f8").tolist()
-        out.append((record, values))
-    return out
+    return [
+        {k.decode(): json.loads(v) for k, v in raw.items()} if raw else {"id": job_id}
+        for job_id, raw in zip(ids, pipe.execute(), strict=True)
+    ]
 
 
 def values_at(conn: redis.Redis, ids: list[str], metric: str, epoch: int) -> list[float]:

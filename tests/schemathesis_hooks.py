@@ -34,13 +34,14 @@ from service.schemas import (
     SubmitHeadersSchema,
     SubmitQuerySchema,
 )
-from service.sweep_schemas import SweepCreateSchema
+from service.sweep_schemas import SweepCreateSchema, SweepListQuerySchema
 
 JSON = "application/json"
 # The operations whose refusals may come from rules beyond OpenAPI, and the schemas of their
 # parts. Every other operation must accept whatever its document allows.
 REQUEST_SCHEMAS = {
     ("GET", "/v1/jobs"): {"query": JobSearchQuerySchema},
+    ("GET", "/v1/sweeps"): {"query": SweepListQuerySchema},
     ("POST", "/v1/jobs"): {
         "body": JobCreateSchema,
         "query": SubmitQuerySchema,

@@ -2,13 +2,17 @@
 search, cancellation, median stopping, and refusals before anything is stored."""
 
 import copy
+import json
 import time
 
 import numpy as np
 import pytest
 
 import store
-from store import queue
+from store import queue, sweeps
+from workers.reaper import reap
+from workers.settings import Settings
+from workers.tasks import train_job
 
 DEADLINE = 90  # seconds a sweep may take before a test gives up (not a timing assertion)
 X = np.linspace(-1, 1, 20).reshape(-1, 1)
@@ -90,7 +94,7 @@ def test_a_grid_sweep_trains_each_combination_and_names_the_best(api, start_work
 def test_no_more_than_parallel_trials_start_with_workers_free(api, start_worker, redis_conn):
     for _ in range(3):
         start_worker()
-    body = sweep_body({LR: {"values": [0.01, 0.02, 0.03, 0.04, 0.05]}}, 20_000, parallel=2)
+    body = sweep_body({LR: {"values": [0.01, 0.02, 0.03, 0.04, 0.05]}}, 10_000, parallel=2)
     response = api.post("/v1/sweeps", body)
     assert response.status_code == 202, response.text
     sweep_id = response.json()["id"]
@@ -98,8 +102,7 @@ def test_no_more_than_parallel_trials_start_with_workers_free(api, start_worker,
     most, samples = 0, 0
     deadline = time.monotonic() + DEADLINE
     while True:
-        statuses = [store.get_job(redis_conn, i)["status"] for i in ids]
-        in_rq = queue.training_queue(redis_conn).count
+        statuses, in_rq = snapshot(redis_conn, ids)
         most = max(most, statuses.count("started"))
         samples += 1
         assert statuses.count("started") <= 2, statuses
@@ -111,6 +114,18 @@ def test_no_more_than_parallel_trials_start_with_workers_free(api, start_worker,
     assert most == 2, (most, samples)  # the cap was reached, not merely never approached
     sweep = api.get(f"/v1/sweeps/{sweep_id}").json()
     assert sweep["status"] == "finished" and sweep["counts"]["finished"] == 5
+
+
+def snapshot(conn, ids: list[str]) -> tuple[list[str], int]:
+    """The trials' statuses and the rq queue's length at one instant (one MULTI): read one by
+    one, a trial seen started just before it ended and the next one seen started just after
+    it began would count as two at once."""
+    pipe = conn.pipeline(transaction=True)
+    for job_id in ids:
+        pipe.hget(store.job_key(job_id), "status")
+    pipe.llen(queue.training_queue(conn).key)
+    *statuses, in_rq = pipe.execute()
+    return [json.loads(s) for s in statuses], in_rq
 
 
 RANDOM = {
@@ -175,9 +190,9 @@ def test_deleting_a_sweep_cancels_its_trials(api, start_worker, redis_conn):
     assert answer["counts"]["canceled"] == 2 and answer["counts"]["started"] == 1
     done = wait_for_sweep(api, sweep["id"], ended, "ended")
     assert [t["status"] for t in done["trials"]] == ["canceled"] * 3
-    # The waiting trial was never handed to a worker, before or after the cancel.
-    assert store.get_job(redis_conn, ids[2]).get("started_at") is None
-    assert queue.training_queue(redis_conn).count == 0
+    # The waiting trial was never put in rq nor handed to a worker, before or after the cancel.
+    waiting = store.get_job(redis_conn, ids[2])
+    assert waiting.get("started_at") is None and waiting.get("rq_job_id") is None
     assert redis_conn.scard(store.tenant_active_key("public")) == 0
 
 
@@ -187,7 +202,7 @@ def test_median_stopping_stops_a_clearly_worse_trial(api, start_worker):
     start_worker(FLUSH_SECONDS="0.02")
     body = sweep_body(
         {LR: {"values": [0.2, 0.1, 1e-6]}},
-        30_000,
+        10_000,
         objective={"metric": "loss"},
         early_stopping={"rule": "median", "min_epochs": 5},
     )
@@ -199,7 +214,7 @@ def test_median_stopping_stops_a_clearly_worse_trial(api, start_worker):
     assert hopeless["status"] == "canceled", hopeless
     assert hopeless["error"]["code"] == "early_stopped"
     assert "median" in hopeless["error"]["message"]
-    assert hopeless["epochs"] < 30_000
+    assert hopeless["epochs"] < 10_000
     job = api.get(f"/v1/jobs/{hopeless['job_id']}").json()
     assert job["status"] == "canceled" and job["error"]["code"] == "early_stopped"
     assert done["best_trial"]["job_id"] in (good["job_id"], better["job_id"])
@@ -317,3 +332,51 @@ def test_a_trial_canceled_while_waiting_is_skipped_and_the_cap_kept(client, redi
     assert rq.job_ids == [f"{ids[0]}-1", f"{ids[2]}-1"]
     assert store.get_job(redis_conn, ids[2])["rq_job_id"] == f"{ids[2]}-1"
     assert store.get_job(redis_conn, ids[1]).get("rq_job_id") is None
+
+
+def test_sweeps_are_listed_newest_first_in_pages(client):
+    body = sweep_body({LR: {"values": [0.1]}})
+    ids = [client.post("/v1/sweeps", json=body).get_json()["id"] for _ in range(3)]
+    first = client.get("/v1/sweeps?limit=2").get_json()
+    assert [s["id"] for s in first["sweeps"]] == ids[:0:-1]
+    assert first["sweeps"][0]["trials"] == 1 and first["sweeps"][0]["canceled"] is False
+    rest = client.get(f"/v1/sweeps?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [s["id"] for s in rest["sweeps"]] == ids[:1] and rest["next_cursor"] is None
+    unknown = client.get(f"/v1/sweeps?cursor={'0' * 32}")
+    assert unknown.status_code == 422 and "cursor" in unknown.get_json()["errors"]
+
+
+def test_a_missing_object_on_a_path_is_created(client, redis_conn):
+    body = sweep_body({"preprocessing.standardize": {"values": [False, True]}})
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 202, response.get_json()
+    specs = [store.load_spec(redis_conn, t["job_id"]) for t in response.get_json()["trials"]]
+    assert [spec["preprocessing"]["standardize"] for spec in specs] == [False, True]
+
+
+def test_deleting_a_finished_sweep_is_409(client):
+    body = sweep_body({LR: {"values": [0.1]}})
+    sweep = client.post("/v1/sweeps", json=body).get_json()
+    assert train_job(sweep["trials"][0]["job_id"])["model_id"] == sweep["trials"][0]["job_id"]
+    assert client.get(f"/v1/sweeps/{sweep['id']}").get_json()["status"] == "finished"
+    response = client.delete(f"/v1/sweeps/{sweep['id']}")
+    assert response.status_code == 409, response.get_json()
+    assert client.get(f"/v1/sweeps/{sweep['id']}").get_json()["status"] == "finished"
+
+
+def test_waiting_trials_are_not_taken_for_orphans_by_the_reaper(client, redis_conn):
+    body = sweep_body({LR: {"values": [0.1, 0.2, 0.3]}}, parallel=1)
+    ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
+    suspects: set = set()
+    for _ in range(3):  # an orphan is requeued on its second pass
+        reap(redis_conn, suspects, set(), Settings())
+    assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1"]
+    assert [store.get_job(redis_conn, i).get("rq_job_id") for i in ids[1:]] == [None, None]
+
+
+def test_recording_a_trial_end_twice_queues_one_next_trial(client, redis_conn):
+    body = sweep_body({LR: {"values": [0.1, 0.2, 0.3]}}, parallel=1)
+    ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
+    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200
+    assert sweeps.trial_ended(redis_conn, ids[0]) is None  # ended already: nothing more
+    assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1", f"{ids[1]}-1"]

@@ -52,7 +52,7 @@ class JobMonitor:
         settings: the worker's settings.
         max_runtime: seconds of training the job may use over all its attempts, or None.
         runtime_before: seconds earlier attempts already used.
-        stopper: called on the history at each flush; True stops the job as canceled.
+        trial: a sweep's trial's ``workers.sweep_trials.TrialMonitor``, or None.
     """
 
     def __init__(
@@ -63,10 +63,10 @@ class JobMonitor:
         settings: Settings,
         max_runtime,
         runtime_before=0.0,
-        stopper=None,
+        trial=None,
     ):
         self.conn, self.job_id, self.trainer, self.settings = conn, job_id, trainer, settings
-        self.stopper = stopper  # a sweep's stopping rule (workers.median_stopping), or None
+        self.trial = trial
         self.max_runtime = max_runtime
         self.runtime_before = runtime_before
         self.flushed = trainer.epoch  # history entries already stored
@@ -96,7 +96,7 @@ class JobMonitor:
             self.stop_reason = StopReason.TIMEOUT
             return True
         if now - self.last_flush >= self.settings.flush_seconds:
-            if self.flush(now) or (self.stopper and self.stopper(self.trainer.history)):
+            if self.flush(now) or (self.trial and self.trial.should_stop(self.trainer.history)):
                 self.stop_reason = StopReason.CANCEL
                 return True
         if now - self.last_checkpoint >= self.settings.checkpoint_seconds:
@@ -137,6 +137,8 @@ class JobMonitor:
                 self.flushed,
                 round(self.runtime(now), 3),
             )
+            if self.trial is not None:
+                self.trial.report(history)
         except REDIS_ERRORS as exc:
             if strict:
                 raise

@@ -17,7 +17,7 @@ from store import FINAL_STATUSES, JobRecord, JobStatus, ModelMeta, logs, queue
 from store.config import SentinelConfig, SharedConfig
 from store.models import lineage
 
-from . import median_stopping, metrics, runtime
+from . import metrics, runtime, sweep_trials
 from .progress import REDIS_ERRORS, JobMonitor, StopReason, refusal
 from .settings import Settings, worker_identity
 
@@ -123,7 +123,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         settings,
         record.get("max_runtime_seconds"),
         record.get("runtime_seconds", 0.0),
-        median_stopping.for_trial(conn, record),
+        sweep_trials.for_job(conn, record),
     )
     runtime.attach(monitor)
     try:
