@@ -304,6 +304,17 @@ class Client:
         }
         body = {"job": base, "parameters": parameters}
         body.update({key: value for key, value in given.items() if value is not None})
+        return self.start_sweep(body, dry_run=dry_run)
+
+    @overload
+    def start_sweep(self, body: dict[str, Any], dry_run: Literal[False] = ...) -> Sweep: ...
+
+    @overload
+    def start_sweep(self, body: dict[str, Any], dry_run: Literal[True]) -> dict: ...
+
+    def start_sweep(self, body: dict[str, Any], dry_run: bool = False) -> Sweep | dict:
+        """``sweep`` from the whole request body, as ``POST /v1/sweeps`` takes it: ``job``,
+        ``parameters``, ``objective``, ... (what ``backprop sweeps submit`` sends)."""
         params = {"dry_run": "true"} if dry_run else None
         response = self._retrying("submit_sweep", (RateLimited,), json=body, params=params)
         return response.json() if dry_run else Sweep(self, response.json())
