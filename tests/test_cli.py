@@ -227,6 +227,14 @@ def test_sweeps_submit_wait_prints_the_trials_and_the_best(live_server, start_wo
     assert shown.stdout.splitlines()[1:] == [header, *trials]
     as_json = cli(live_server, "sweeps", "show", sweep_id, "--json")
     assert json.loads(as_json.stdout) == sweep
+    # Its trials, best first: the search's sweep_id filter and a final-metric sort.
+    listed = cli(live_server, "jobs", "ls", "--sweep", sweep_id, "--sort", "final_loss")
+    assert listed.returncode == 0, listed.stderr
+    query = {"sweep_id": sweep_id, "sort": "final_loss"}
+    ranked = requests.get(f"{live_server}/v1/jobs", params=query, timeout=10).json()["jobs"]
+    rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert sorted(rows) == sorted(t["job_id"] for t in sweep["trials"])
+    assert rows == [job["id"] for job in ranked]
 
 
 def test_a_canceled_sweep_exits_1_and_errors_print_as_elsewhere(live_server, tmp_path):

@@ -1,8 +1,9 @@
 """``backprop``: submit, follow and use jobs from the shell, on the Python client.
 
-Exit codes: 0 success; 1 a failed or canceled job, or any error from the service or the
-network; 2 bad usage or a request the service refused as invalid (400/413/415/422);
-130 interrupted (Ctrl-C). Errors print the server's message and field errors, no traceback.
+Exit codes: 0 success; 1 a failed or canceled job (or a sweep canceled or without a best
+trial), or any error from the service or the network; 2 bad usage or a request the service
+refused as invalid (400/413/415/422); 130 interrupted (Ctrl-C). Errors print the server's
+message and field errors, no traceback.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag", action="append", default=[], help="only jobs with this tag (repeat: all of them)"
     )
     ls.add_argument("--name", help="only jobs whose name starts with this")
+    ls.add_argument("--sweep", help="only this sweep's trials")
+    ls.add_argument(
+        "--sort",
+        help="-created_at (the default), created_at, final_loss or a final metric; "
+        "'-' first: highest first",
+    )
     ls.add_argument("--limit", type=int, default=20, help="at most this many rows (20)")
     ls.set_defaults(run=run_jobs_ls)
     show = jobs.add_parser("show", help="one job as JSON")
@@ -158,7 +165,13 @@ def report(record: dict) -> int:
 
 def run_jobs_ls(client: Client, args: argparse.Namespace) -> int:
     rows, cursor = [], None
-    filters = {"status": args.status, "tags": args.tag, "name": args.name}
+    filters = {
+        "status": args.status,
+        "tags": args.tag,
+        "name": args.name,
+        "sweep_id": args.sweep,
+        "sort": args.sort,
+    }
     while len(rows) < args.limit:  # the server filters; a page may be short: page on
         page, cursor = client.list_jobs(limit=100, cursor=cursor, **filters)
         rows += page
