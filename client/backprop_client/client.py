@@ -62,7 +62,7 @@ class Client:
         url: The service's base URL, e.g. ``http://127.0.0.1:8000``; ``BACKPROP_URL`` if None.
         api_key: Sent as ``Authorization: Bearer``; ``BACKPROP_API_KEY`` if None.
         session: A ``requests.Session`` to use (a new one by default).
-        retries: How many times a submit answered 429 or 503 is sent again.
+        retries: How many times a submit answered 429 or 503 (a sweep: 429) is sent again.
         max_retry_sleep: The longest wait, in seconds, before such a retry (a longer
             ``Retry-After`` is cut to this).
     """
@@ -96,8 +96,6 @@ class Client:
         if response.status_code >= 400:
             raise error_from(response)
         return response
-
-    # Jobs
 
     def _retrying(
         self, route: str, retried: tuple[type[ApiError], ...], **kwargs: Any
