@@ -185,3 +185,110 @@ def test_pip_install_of_the_client_directory_gives_the_cli(tmp_path):
         [str(venv / "bin" / "backprop"), "--help"], capture_output=True, text=True, check=True
     )
     assert "submit" in shown.stdout and "datasets" in shown.stdout
+
+
+LR = "training.optimizer.learning_rate"
+
+
+def sweep_file(tmp_path: Path, job: dict, values: list, **fields) -> str:
+    body = {"job": job, "parameters": {LR: {"values": values}}, "objective": {"metric": "loss"}}
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({**body, **fields}))
+    return str(path)
+
+
+def test_sweeps_submit_wait_prints_the_trials_and_the_best(live_server, start_worker, tmp_path):
+    start_worker()
+    job = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epochs": 50}}
+    path = sweep_file(tmp_path, job, [0.05, 2.0], parallel=2)
+    dry = cli(live_server, "sweeps", "submit", path, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["trials"] == 2
+    result = cli(live_server, "sweeps", "submit", path, "--wait")
+    assert result.returncode == 0, result.stderr
+    sweep_id, header, *trials, best = result.stdout.splitlines()
+    sweep = requests.get(f"{live_server}/v1/sweeps/{sweep_id}", timeout=10).json()
+    assert header.split() == ["TRIAL", "JOB", "STATUS", "EPOCHS", "LOSS", "PARAMETERS"]
+    assert [row.split()[:4] for row in trials] == [
+        [str(t["index"]), t["job_id"], "finished", "50"] for t in sweep["trials"]
+    ]
+    assert trials[1].split()[-1] == f"{LR}=2.0"
+    top = sweep["best_trial"]
+    assert (
+        best == f"best: trial {top['index']} job {top['job_id']} loss {top['objective_value']:.6g}"
+    )
+    assert (
+        f"sweep {sweep_id} finished 2/2 ended (finished 2, failed 0, canceled 0)" in result.stderr
+    )
+
+    shown = cli(live_server, "sweeps", "show", sweep_id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].startswith(f"sweep {sweep_id} finished 2/2 ended")
+    assert shown.stdout.splitlines()[1:] == [header, *trials]
+    as_json = cli(live_server, "sweeps", "show", sweep_id, "--json")
+    assert json.loads(as_json.stdout) == sweep
+    # Its trials, best first: the search's sweep_id filter and a final-metric sort.
+    listed = cli(live_server, "jobs", "ls", "--sweep", sweep_id, "--sort", "final_loss")
+    assert listed.returncode == 0, listed.stderr
+    query = {"sweep_id": sweep_id, "sort": "final_loss"}
+    ranked = requests.get(f"{live_server}/v1/jobs", params=query, timeout=10).json()["jobs"]
+    rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert sorted(rows) == sorted(t["job_id"] for t in sweep["trials"])
+    assert rows == [job["id"] for job in ranked]
+
+
+def test_a_canceled_sweep_exits_1_and_errors_print_as_elsewhere(live_server, tmp_path):
+    path = sweep_file(tmp_path, LONG_JOB, [0.1, 0.2, 0.3])  # no worker: nothing ends by itself
+    command = [sys.executable, "-m", "backprop_client", "sweeps", "submit", path, "--wait"]
+    with subprocess.Popen(
+        command, env=environment(live_server), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        killer = threading.Timer(DEADLINE, process.kill)  # never hang the suite
+        killer.start()
+        try:
+            sweep_id = process.stdout.readline().decode().strip()
+            canceled = cli(live_server, "sweeps", "cancel", sweep_id)
+            assert canceled.returncode == 0, canceled.stderr
+            assert canceled.stdout.startswith(f"sweep {sweep_id} canceled 3/3 ended")
+            assert process.wait(timeout=DEADLINE) == 1
+            stderr = process.stderr.read().decode()
+            assert "canceled: canceled" in stderr and "Traceback" not in stderr
+        finally:
+            killer.cancel()
+            process.kill()
+    unknown = cli(live_server, "sweeps", "show", "0" * 32)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("error 404: ")
+    invalid = cli(live_server, "sweeps", "submit", sweep_file(tmp_path, LONG_JOB, [0.1, -1]))
+    assert invalid.returncode == 2 and invalid.stdout == ""
+    assert "error 422: Trial 1" in invalid.stderr and "  parameters." in invalid.stderr
+
+
+def test_aliases_commands_and_predict_by_alias(live_server, start_worker, tmp_path):
+    start_worker()
+    submitted = cli(live_server, "submit", job_file(tmp_path, GOOD_JOB), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    model_id = submitted.stdout.split()[-1]
+    made = cli(live_server, "aliases", "set", "production", model_id)
+    assert (made.returncode, made.stdout) == (0, f"production -> {model_id}\n")
+    listed = cli(live_server, "aliases", "ls").stdout.splitlines()
+    assert [line.split() for line in listed] == [["NAME", "MODEL"], ["production", model_id]]
+    shown = cli(live_server, "aliases", "show", "production").stdout.splitlines()
+    assert shown[0] == f"production -> {model_id}"
+    assert shown[1].split() == ["AT", "BY", "KEY", "FROM", "TO"]
+    assert shown[2].split()[1:] == ["public", model_id]  # no key, no previous model
+
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([[0, 1], [1, 1]]))
+    predicted = cli(live_server, "predict", "production", "--input", str(rows))
+    assert predicted.returncode == 0, predicted.stderr
+    expected = requests.post(
+        f"{live_server}/v1/models/{model_id}/predict", json={"inputs": [[0, 1], [1, 1]]}, timeout=10
+    ).json()
+    assert json.loads(predicted.stdout) == expected
+
+    assert cli(live_server, "aliases", "rm", "production").returncode == 0
+    gone = cli(live_server, "aliases", "show", "production")
+    assert gone.returncode == 1 and gone.stderr.startswith("error 404: ")
+    assert cli(live_server, "predict", "production", "--input", str(rows)).returncode == 1
+    bad = cli(live_server, "aliases", "set", "0" * 32, model_id)
+    assert bad.returncode == 2 and "  name: " in bad.stderr and "Traceback" not in bad.stderr

@@ -8,7 +8,15 @@ import pytest
 import requests
 import yaml
 
-from backprop_client import Client, NotFound, ValidationError
+from backprop_client import (
+    Alias,
+    Client,
+    Conflict,
+    NotFound,
+    RateLimited,
+    Sweep,
+    ValidationError,
+)
 from backprop_client.client import ROUTES
 from backprop_client.sse import Event, lines, parse
 from tests.support.apps import serve_api
@@ -17,6 +25,8 @@ from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.yaml"
 # GOOD_JOB, long enough for a few progress flushes.
 JOB = {**GOOD_JOB, "training": {**GOOD_JOB["training"], "epochs": 300}}
+DEADLINE = 90  # seconds a sweep or job may take before a test gives up (not a timing assertion)
+LR = "training.optimizer.learning_rate"
 
 
 @pytest.fixture
@@ -167,3 +177,161 @@ def test_list_jobs_passes_the_filters_to_the_server_and_update_job_relabels(bp):
     with pytest.raises(ValidationError) as raised:
         bp.list_jobs(sort="weights")
     assert "sort" in raised.value.errors
+
+
+def test_a_sweep_runs_its_grid_and_names_the_best_trial(bp, live_server, start_worker):
+    start_worker()
+    base = {**JOB, "training": {**JOB["training"], "epochs": 50}}
+    grid = {LR: {"values": [0.05, 0.5, 2.0]}}
+    objective = {"metric": "loss", "goal": "min"}
+    estimate = bp.sweep(**base, parameters=grid, objective=objective, dry_run=True)
+    assert (estimate["valid"], estimate["trials"]) == (True, 3)
+    assert bp.list_jobs()[0] == []  # a dry run queues nothing
+
+    sweep = bp.sweep(**base, parameters=grid, objective=objective, parallel=2, name="lr")
+    assert isinstance(sweep, Sweep) and sweep.status == "running"
+    record = sweep.wait(timeout=DEADLINE)
+    assert record == requests.get(f"{live_server}/v1/sweeps/{sweep.id}", timeout=10).json()
+    assert sweep.status == "finished" and sweep.counts["finished"] == 3
+    assert [trial["parameters"] for trial in sweep.trials] == [{LR: v} for v in (0.05, 0.5, 2.0)]
+    best = min(sweep.trials, key=lambda trial: trial["objective_value"])
+    assert sweep.best_trial == best
+    history = columns(sweep.best_job().history())
+    assert best["objective_value"] == min(history["loss"])
+    assert sweep.best_model().id == best["job_id"]
+    listed = {job["id"] for job in bp.list_jobs(sweep_id=sweep.id)[0]}
+    assert listed == {trial["job_id"] for trial in sweep.trials}
+
+
+def test_a_sweep_cancels_and_refuses_an_invalid_trial(bp):
+    # No worker: the first trial stays queued, the others wait for it.
+    grid = {LR: {"values": [0.1, 0.2, 0.3]}}
+    sweep = bp.sweep(**LONG_JOB, parameters=grid, objective={"metric": "loss"})
+    with pytest.raises(TimeoutError):
+        sweep.wait(timeout=0.5)
+    assert sweep.cancel()["status"] == "canceled"
+    assert sweep.wait(timeout=DEADLINE)["counts"]["canceled"] == 3
+    assert bp.get_sweep(sweep.id).record == sweep.record and sweep.best_trial is None
+    with pytest.raises(ValidationError) as raised:
+        bp.sweep(**LONG_JOB, parameters={LR: {"values": [0.1, -1.0]}}, objective={"metric": "loss"})
+    assert raised.value.status_code == 422 and "Trial 1" in raised.value.message
+    with pytest.raises(NotFound):
+        bp.get_sweep("0" * 32)
+
+
+def test_aliases_name_models_for_predict_and_warm_starts(bp, live_server, start_worker):
+    start_worker()
+    first, second = (
+        bp.submit(**edited_seed(seed)).wait(timeout=DEADLINE)["model_id"] for seed in (1, 2)
+    )
+    made = bp.set_alias("production", first)
+    assert made == Alias("production", first, made.history) and len(made.history) == 1
+    rows = [[0, 1], [1, 1]]
+    assert bp.model("production").id == first
+    assert bp.predict("production", rows) == bp.model(first).predict(rows)
+    moved = bp.set_alias("production", bp.model(second))
+    assert (moved.model_id, moved.history[0]["from"], moved.history[0]["to"]) == (
+        second,
+        first,
+        second,
+    )
+    assert [(move["from"], move["to"]) for move in bp.alias("production").history] == [
+        (first, second),
+        (None, first),
+    ]
+    expected = requests.post(
+        f"{live_server}/v1/models/{second}/predict", json={"inputs": rows}, timeout=10
+    ).json()
+    assert bp.predict("production", rows) == expected
+    assert bp.aliases() == {"production": second}
+
+    child = bp.submit(**GOOD_JOB, initial_model_id="production", keep_preprocessing=False)
+    assert child.wait(timeout=DEADLINE)["status"] == "finished"
+    assert child.model().info["parent_id"] == second
+
+    with pytest.raises(ValidationError) as raised:
+        bp.set_alias("a" * 32, first)  # 32 hex digits read as a model id
+    assert "name" in raised.value.errors
+    bp.delete_alias("production")
+    assert bp.aliases() == {}
+    with pytest.raises(NotFound):
+        bp.alias("production")
+    with pytest.raises(NotFound):
+        bp.predict("production", rows)
+
+
+def test_the_spec_of_a_warm_started_job_names_its_initial_model(bp, start_worker):
+    # Server gap (service/schemas.py JobSpecSchema): GET /v1/jobs/{id}/spec, "the job as
+    # submitted", leaves out initial_model_id and keep_preprocessing. Fails until it shows them.
+    start_worker()
+    parent = bp.submit(**GOOD_JOB).wait(timeout=DEADLINE)["model_id"]
+    child = bp.submit(**GOOD_JOB, initial_model_id=parent)
+    spec = bp.job_spec(child.id)
+    assert (spec.get("initial_model_id"), spec.get("keep_preprocessing")) == (parent, True)
+
+
+def edited_seed(seed: int) -> dict:
+    """GOOD_JOB with another network seed."""
+    job = copy.deepcopy(GOOD_JOB)
+    job["network"]["seed"] = seed
+    return job
+
+
+def test_job_update_changes_only_what_is_given(bp):
+    job = bp.submit(**LONG_JOB, name="first", tags=["a"], metadata={"lr": 0.1})
+    assert job.update(tags=["b", "c"])["tags"] == ["b", "c"]
+    assert (job.record["name"], job.record["metadata"]) == ("first", {"lr": 0.1})
+    job.update(name=None, metadata={"lr": 0.2})
+    assert (job.record["name"], job.record["tags"], job.record["metadata"]) == (
+        None,
+        ["b", "c"],
+        {"lr": 0.2},
+    )
+    assert bp.job(job.id).record["metadata"] == {"lr": 0.2}
+    with pytest.raises(ValidationError) as raised:
+        job.update(tags=[""])
+    assert "tags.0" in raised.value.errors
+
+
+def test_an_idempotency_key_reused_with_another_body_raises_conflict(bp):
+    key = "client-test-key-1"
+    job = bp.submit(**LONG_JOB, idempotency_key=key)
+    assert bp.submit(**LONG_JOB, idempotency_key=key).id == job.id  # a replay: the same job
+    with pytest.raises(Conflict) as raised:
+        bp.submit(**LONG_JOB, name="another body", idempotency_key=key)
+    assert raised.value.status_code == 409
+    assert [listed["id"] for listed in bp.list_jobs()[0]] == [job.id]
+
+
+def test_wait_raises_timeout_error_when_the_timeout_expires(bp):
+    job = bp.submit(**LONG_JOB)  # no worker: it stays queued
+    with pytest.raises(TimeoutError):
+        job.wait(timeout=1)
+    assert job.refresh()["status"] == "queued"
+
+
+def test_wait_raises_timeout_error_while_polling(strict_bp):
+    job = strict_bp.submit(**LONG_JOB)  # no worker; the server refuses streams: wait polls
+    with pytest.raises(TimeoutError):
+        job.wait(timeout=1.5)
+    assert job.refresh()["status"] == "queued"
+
+
+def test_rate_limited_is_raised_once_the_retries_are_used_up(redis_url):
+    with serve_api(redis_url, RATE_LIMIT_SUBMIT="1/minute") as url:
+        session = requests.Session()
+        session.trust_env = False
+        posts = []
+        session.hooks["response"].append(
+            lambda response, **kwargs: (
+                posts.append(response.status_code) if response.request.method == "POST" else None
+            )
+        )
+        with session:
+            bp = Client(url, session=session, retries=2, max_retry_sleep=0.1)
+            job = bp.submit(**LONG_JOB)
+            with pytest.raises(RateLimited) as raised:
+                bp.submit(**LONG_JOB)
+            assert posts == [202, 429, 429, 429]  # the first, then 1 + 2 retries
+            assert raised.value.retry_after > 1  # the server's Retry-After, kept
+            assert [listed["id"] for listed in bp.list_jobs()[0]] == [job.id]

@@ -1,5 +1,6 @@
 """A thin, typed Python client for backprop-service, and the ``backprop`` CLI on it."""
 
+from backprop_client.aliases import Alias
 from backprop_client.client import Client, Dataset, Job, Model
 from backprop_client.errors import (
     ApiError,
@@ -9,8 +10,10 @@ from backprop_client.errors import (
     Unavailable,
     ValidationError,
 )
+from backprop_client.sweeps import Sweep
 
 __all__ = [
+    "Alias",
     "ApiError",
     "Client",
     "Conflict",
@@ -19,6 +22,7 @@ __all__ = [
     "Model",
     "NotFound",
     "RateLimited",
+    "Sweep",
     "Unavailable",
     "ValidationError",
 ]

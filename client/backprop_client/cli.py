@@ -1,8 +1,9 @@
 """``backprop``: submit, follow and use jobs from the shell, on the Python client.
 
-Exit codes: 0 success; 1 a failed or canceled job, or any error from the service or the
-network; 2 bad usage or a request the service refused as invalid (400/413/415/422);
-130 interrupted (Ctrl-C). Errors print the server's message and field errors, no traceback.
+Exit codes: 0 success; 1 a failed or canceled job (or a sweep canceled or without a best
+trial), or any error from the service or the network; 2 bad usage or a request the service
+refused as invalid (400/413/415/422); 130 interrupted (Ctrl-C). Errors print the server's
+message and field errors, no traceback.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from typing import Any
 
 import requests
 
+from backprop_client import cli_experiments
+from backprop_client.cli_support import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    load_object,
+    print_table,
+)
 from backprop_client.client import Client, progress_line
 from backprop_client.errors import ApiError, ValidationError
-
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
-
-class UsageError(Exception):
-    """Bad arguments or input files: exit 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag", action="append", default=[], help="only jobs with this tag (repeat: all of them)"
     )
     ls.add_argument("--name", help="only jobs whose name starts with this")
+    ls.add_argument("--sweep", help="only this sweep's trials")
+    ls.add_argument(
+        "--sort",
+        help="-created_at (the default), created_at, final_loss or a final metric; "
+        "'-' first: highest first",
+    )
     ls.add_argument("--limit", type=int, default=20, help="at most this many rows (20)")
     ls.set_defaults(run=run_jobs_ls)
     show = jobs.add_parser("show", help="one job as JSON")
@@ -104,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.set_defaults(run=run_logs)
 
     predict = commands.add_parser("predict", help="predict with a model")
-    predict.add_argument("model")
+    predict.add_argument("model", help="a model id or one of your aliases")
     predict.add_argument("--input", required=True, help="rows as CSV (no header) or JSON")
     predict.add_argument("--output", help="write outputs (and labels) as CSV here")
     predict.set_defaults(run=run_predict)
@@ -114,17 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file")
     upload.add_argument("--target", nargs="+", help="target column name(s) or index(es)")
     upload.set_defaults(run=run_datasets_upload)
+    cli_experiments.add_commands(commands)
     return parser
 
 
 def run_submit(client: Client, args: argparse.Namespace) -> int:
-    try:
-        with open(args.job) as handle:
-            body = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{args.job}: not JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise UsageError(f"{args.job}: a job is a JSON object")
+    body = load_object(args.job, "a job")
     if args.data:
         dataset = client.upload_dataset(args.data, target=args.target)
         body.pop("data", None)
@@ -160,13 +165,19 @@ def report(record: dict) -> int:
 
 def run_jobs_ls(client: Client, args: argparse.Namespace) -> int:
     rows, cursor = [], None
-    filters = {"status": args.status, "tags": args.tag, "name": args.name}
+    filters = {
+        "status": args.status,
+        "tags": args.tag,
+        "name": args.name,
+        "sweep_id": args.sweep,
+        "sort": args.sort,
+    }
     while len(rows) < args.limit:  # the server filters; a page may be short: page on
         page, cursor = client.list_jobs(limit=100, cursor=cursor, **filters)
         rows += page
         if not cursor:
             break
-    table = [("ID", "STATUS", "EPOCH", "LOSS", "CREATED", "NAME", "TAGS")]
+    table = []
     for job in rows[: args.limit]:
         progress = job.get("progress") or {}
         epoch = f"{progress.get('epoch', 0)}/{progress.get('epochs', '?')}"
@@ -175,10 +186,7 @@ def run_jobs_ls(client: Client, args: argparse.Namespace) -> int:
             (job["id"], job["status"], epoch, "" if loss is None else f"{loss:.6g}",
              job.get("created_at") or "", job.get("name") or "", ",".join(job.get("tags") or []))
         )  # fmt: skip
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    print_table(("ID", "STATUS", "EPOCH", "LOSS", "CREATED", "NAME", "TAGS"), table)
     return 0
 
 
@@ -210,7 +218,7 @@ def _cell(value: Any) -> str:
 
 def run_predict(client: Client, args: argparse.Namespace) -> int:
     rows = read_rows(args.input)
-    result = client.model(args.model).predict(rows)
+    result = client.predict(args.model, rows)  # one request: an alias resolves on the server
     outputs, labels = result["outputs"], result.get("labels")
     if args.output:
         with open(args.output, "w", newline="") as handle:

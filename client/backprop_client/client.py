@@ -13,12 +13,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, overload
 
 import requests
 
+from backprop_client.aliases import Alias
 from backprop_client.errors import ApiError, RateLimited, Unavailable, error_from
 from backprop_client.sse import Event, lines, parse
+from backprop_client.sweeps import Sweep
 
 ROUTES: dict[str, tuple[str, str]] = {
     "submit": ("POST", "/v1/jobs"),
@@ -35,6 +37,13 @@ ROUTES: dict[str, tuple[str, str]] = {
     "model_onnx": ("GET", "/v1/models/{model_id}/onnx"),
     "upload_dataset": ("POST", "/v1/datasets"),
     "get_dataset": ("GET", "/v1/datasets/{dataset_id}"),
+    "submit_sweep": ("POST", "/v1/sweeps"),
+    "get_sweep": ("GET", "/v1/sweeps/{sweep_id}"),
+    "cancel_sweep": ("DELETE", "/v1/sweeps/{sweep_id}"),
+    "list_aliases": ("GET", "/v1/aliases"),
+    "set_alias": ("PUT", "/v1/aliases/{name}"),
+    "get_alias": ("GET", "/v1/aliases/{name}"),
+    "delete_alias": ("DELETE", "/v1/aliases/{name}"),
 }
 FINAL_STATUSES = ("finished", "failed", "canceled")
 SUBMIT_RETRIES = 5  # attempts after the first for a 429 or 503 on submit
@@ -43,6 +52,7 @@ TIMEOUT = 30.0  # seconds for an ordinary request
 STREAM_READ_TIMEOUT = 40.0  # seconds without a byte; the server sends a heartbeat every 15 s
 LONG_POLL_SECONDS = 30  # ?wait= of one long poll (the server allows at most 60)
 RECONNECT_DELAY = 0.5  # seconds before reconnecting a cut stream
+UNSET: Any = object()  # an argument not given, where None means "clear it"
 
 
 class Client:
@@ -52,6 +62,9 @@ class Client:
         url: The service's base URL, e.g. ``http://127.0.0.1:8000``; ``BACKPROP_URL`` if None.
         api_key: Sent as ``Authorization: Bearer``; ``BACKPROP_API_KEY`` if None.
         session: A ``requests.Session`` to use (a new one by default).
+        retries: How many times a submit answered 429 or 503 (a sweep: 429) is sent again.
+        max_retry_sleep: The longest wait, in seconds, before such a retry (a longer
+            ``Retry-After`` is cut to this).
     """
 
     def __init__(
@@ -59,7 +72,11 @@ class Client:
         url: str | None = None,
         api_key: str | None = None,
         session: requests.Session | None = None,
+        *,
+        retries: int = SUBMIT_RETRIES,
+        max_retry_sleep: float = MAX_RETRY_SLEEP,
     ):
+        self.retries, self.max_retry_sleep = retries, max_retry_sleep
         url = url or os.environ.get("BACKPROP_URL")
         if not url:
             raise ValueError("No URL: pass url= or set BACKPROP_URL.")
@@ -80,6 +97,20 @@ class Client:
             raise error_from(response)
         return response
 
+    def _retrying(
+        self, route: str, retried: tuple[type[ApiError], ...], **kwargs: Any
+    ) -> requests.Response:
+        """``_call``, sent again after ``Retry-After`` (cut to ``max_retry_sleep``) when it
+        raises one of ``retried``, ``retries`` times at most; then the error is raised."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._call(route, **kwargs)
+            except retried as error:
+                if attempt == self.retries:
+                    raise
+                time.sleep(min(error.retry_after, self.max_retry_sleep))
+        raise AssertionError("unreachable")
+
     # Jobs
 
     def submit(
@@ -89,35 +120,31 @@ class Client:
         X: Any = None,
         y: Any = None,
         dataset: str | Dataset | None = None,
+        *,
+        initial_model_id: str | Model | None = None,
+        keep_preprocessing: bool | None = None,
+        idempotency_key: str | None = None,
         **extra: Any,
     ) -> Job:
         """Submit a job; its ``Job``.
 
         Give the data as ``X`` and ``y`` (lists or arrays) or as an uploaded ``dataset``
-        (a ``Dataset`` or its id). ``extra`` fields (``preprocessing``, ``callbacks``, ...)
-        go into the body as they are. The request carries a fresh ``Idempotency-Key``, so
-        its retries after 429 or 503 (waiting ``Retry-After``) never submit twice.
+        (a ``Dataset`` or its id). ``initial_model_id`` (a ``Model``, its id or an alias)
+        starts from that model's weights; ``keep_preprocessing=False`` fits standardisation
+        and labels on this job's data instead of keeping the parent's. ``extra`` fields
+        (``name``, ``tags``, ``metadata``, ``preprocessing``, ``callbacks``, ...) go into the
+        body as they are. The request carries an ``Idempotency-Key`` (a fresh one unless
+        given), so its retries after 429 or 503 (waiting ``Retry-After``) never submit twice;
+        the same key with another body raises ``Conflict``.
         """
-        body: dict[str, Any] = {key: value for key, value in extra.items() if value is not None}
-        if network is not None:
-            body["network"] = network
-        if training is not None:
-            body["training"] = training
-        if dataset is not None:
-            body["dataset_id"] = dataset.id if isinstance(dataset, Dataset) else dataset
-        elif X is not None or y is not None:
-            body["data"] = {"X": _plain(X), "y": _plain(y)}
-        headers = {"Idempotency-Key": str(uuid.uuid4())}
-        for attempt in range(SUBMIT_RETRIES + 1):
-            try:
-                response = self._call("submit", json=body, headers=headers)
-            except (RateLimited, Unavailable) as error:
-                if attempt == SUBMIT_RETRIES:
-                    raise
-                time.sleep(min(error.retry_after, MAX_RETRY_SLEEP))
-                continue
-            return Job(self, response.json())
-        raise AssertionError("unreachable")
+        body = _job_body(network, training, X, y, dataset, extra)
+        if initial_model_id is not None:
+            body["initial_model_id"] = _ref(initial_model_id)
+        if keep_preprocessing is not None:
+            body["keep_preprocessing"] = keep_preprocessing
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        response = self._retrying("submit", (RateLimited, Unavailable), json=body, headers=headers)
+        return Job(self, response.json())
 
     def job(self, job_id: str) -> Job:
         """The job ``job_id`` as the service shows it now."""
@@ -163,7 +190,10 @@ class Client:
         return body["jobs"], body.get("next_cursor")
 
     def update_job(self, job_id: str, **changes: Any) -> dict:
-        """Change a job's ``name``, ``tags`` and/or ``metadata`` (None clears one); the job."""
+        """Change a job's ``name``, ``tags`` and/or ``metadata`` (None clears one); the job.
+
+        ``Job.update`` does the same and keeps the answer in ``Job.record``.
+        """
         return self._call("update_job", {"job_id": job_id}, json=changes).json()
 
     def job_spec(self, job_id: str) -> dict:
@@ -173,8 +203,143 @@ class Client:
     # Models
 
     def model(self, model_id: str) -> Model:
-        """The model ``model_id`` (its spec, metrics and parameter count in ``.info``)."""
+        """The model ``model_id``, or the one your alias of that name points at now (its
+        spec, metrics and parameter count in ``.info``; ``.id`` is its id, so the ``Model``
+        stays that model when the alias moves)."""
         return Model(self, self._call("get_model", {"model_id": model_id}).json())
+
+    def predict(self, model: str | Model, rows: Any) -> dict:
+        """``{"outputs": [[...]], "labels"?: [...]}`` for ``rows`` (a list or a 2-D array).
+
+        ``model`` is a ``Model``, a model id or an alias: one request, which the server
+        answers with the model the alias points at when it arrives.
+        """
+        return self._call(
+            "predict", {"model_id": _ref(model)}, json={"inputs": _plain(rows)}
+        ).json()
+
+    # Sweeps
+
+    @overload
+    def sweep(
+        self,
+        network: dict | None = ...,
+        training: dict | None = ...,
+        X: Any = ...,
+        y: Any = ...,
+        dataset: str | Dataset | None = ...,
+        *,
+        parameters: dict[str, dict],
+        objective: dict | None = ...,
+        parallel: int | None = ...,
+        early_stopping: dict | None = ...,
+        max_trials: int | None = ...,
+        seed: int | None = ...,
+        dry_run: Literal[False] = ...,
+        **extra: Any,
+    ) -> Sweep: ...
+
+    @overload
+    def sweep(
+        self,
+        network: dict | None = ...,
+        training: dict | None = ...,
+        X: Any = ...,
+        y: Any = ...,
+        dataset: str | Dataset | None = ...,
+        *,
+        parameters: dict[str, dict],
+        objective: dict | None = ...,
+        parallel: int | None = ...,
+        early_stopping: dict | None = ...,
+        max_trials: int | None = ...,
+        seed: int | None = ...,
+        dry_run: Literal[True],
+        **extra: Any,
+    ) -> dict: ...
+
+    def sweep(
+        self,
+        network: dict | None = None,
+        training: dict | None = None,
+        X: Any = None,
+        y: Any = None,
+        dataset: str | Dataset | None = None,
+        *,
+        parameters: dict[str, dict],
+        objective: dict | None = None,
+        parallel: int | None = None,
+        early_stopping: dict | None = None,
+        max_trials: int | None = None,
+        seed: int | None = None,
+        dry_run: bool = False,
+        **extra: Any,
+    ) -> Sweep | dict:
+        """Start a hyperparameter sweep over a base job; its ``Sweep``.
+
+        The base job is given as to ``submit`` (``network``, ``training``, ``X`` and ``y`` or
+        ``dataset``, and ``extra`` fields). ``parameters`` maps spec paths
+        (``training.optimizer.learning_rate``, ``network.layers[0].units``) to
+        ``{"values": [...]}`` (a grid) or a distribution (``{"distribution": "log_uniform",
+        "low": ..., "high": ...}``, with ``max_trials`` and ``seed``: a random search).
+        ``objective`` is ``{"metric", "goal"}`` (``val_loss``, min, by default); ``parallel``
+        the most trials queued or started at once (1); ``early_stopping``
+        ``{"rule": "median", "min_epochs": k}``. Every trial is checked first: an invalid
+        one raises ``ValidationError`` naming it, and nothing is queued.
+
+        With ``dry_run=True`` nothing is queued; the answer is ``{valid, trials, estimate,
+        limits}``, the estimate summed over the trials. A 429 is retried after
+        ``Retry-After`` as on submit (a refused sweep stores nothing); a 503 is not, since a
+        sweep has no idempotency key.
+        """
+        base = _job_body(network, training, X, y, dataset, extra)
+        given = {
+            "objective": objective,
+            "parallel": parallel,
+            "early_stopping": early_stopping,
+            "max_trials": max_trials,
+            "seed": seed,
+        }
+        body = {"job": base, "parameters": parameters}
+        body.update({key: value for key, value in given.items() if value is not None})
+        return self.start_sweep(body, dry_run=dry_run)
+
+    @overload
+    def start_sweep(self, body: dict[str, Any], dry_run: Literal[False] = ...) -> Sweep: ...
+
+    @overload
+    def start_sweep(self, body: dict[str, Any], dry_run: Literal[True]) -> dict: ...
+
+    def start_sweep(self, body: dict[str, Any], dry_run: bool = False) -> Sweep | dict:
+        """``sweep`` from the whole request body, as ``POST /v1/sweeps`` takes it: ``job``,
+        ``parameters``, ``objective``, ... (what ``backprop sweeps submit`` sends)."""
+        params = {"dry_run": "true"} if dry_run else None
+        response = self._retrying("submit_sweep", (RateLimited,), json=body, params=params)
+        return response.json() if dry_run else Sweep(self, response.json())
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """The sweep ``sweep_id`` as the service shows it now."""
+        return Sweep(self, self._call("get_sweep", {"sweep_id": sweep_id}).json())
+
+    # Aliases
+
+    def set_alias(self, name: str, model: str | Model) -> Alias:
+        """Point your alias ``name`` at a finished model of yours (create or move it)."""
+        body = {"model_id": _ref(model)}
+        return Alias.from_json(self._call("set_alias", {"name": name}, json=body).json())
+
+    def alias(self, name: str) -> Alias:
+        """Your alias ``name``: the model it points at and its moves, newest first."""
+        return Alias.from_json(self._call("get_alias", {"name": name}).json())
+
+    def delete_alias(self, name: str) -> None:
+        """Delete your alias ``name`` and its history (its model stays)."""
+        self._call("delete_alias", {"name": name})
+
+    def aliases(self) -> dict[str, str]:
+        """Your aliases: name -> the model id it points at."""
+        entries = self._call("list_aliases").json()["aliases"]
+        return {entry["name"]: entry["model_id"] for entry in entries}
 
     # Datasets
 
@@ -235,6 +400,14 @@ class Job:
     def cancel(self) -> dict:
         """Ask the service to cancel the job (a started one stops at its next epoch)."""
         self.record = self.client._call("cancel_job", {"job_id": self.id}).json()
+        return self.record
+
+    def update(self, *, name: Any = UNSET, tags: Any = UNSET, metadata: Any = UNSET) -> dict:
+        """Change the job's ``name``, ``tags`` and/or ``metadata``; None clears one, one not
+        given is left as it is. The job as it is now (kept in ``record``)."""
+        given = {"name": name, "tags": tags, "metadata": metadata}
+        changes = {key: value for key, value in given.items() if value is not UNSET}
+        self.record = self.client.update_job(self.id, **changes)
         return self.record
 
     def events(
@@ -342,9 +515,7 @@ class Model:
 
     def predict(self, rows: Any) -> dict:
         """``{"outputs": [[...]], "labels"?: [...]}`` for ``rows`` (a list or a 2-D array)."""
-        return self.client._call(
-            "predict", {"model_id": self.id}, json={"inputs": _plain(rows)}
-        ).json()
+        return self.client.predict(self.id, rows)
 
     def download(self, path: str | os.PathLike, format: str = "npz") -> str:
         """Write the weights to ``path`` as ``npz`` (W0, b0, ...) or ``onnx``; the path."""
@@ -403,6 +574,32 @@ def _check(deadline: float | None) -> None:
         raise TimeoutError("The job did not end before the timeout.")
 
 
+def _job_body(
+    network: dict | None,
+    training: dict | None,
+    X: Any,
+    y: Any,
+    dataset: str | Dataset | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """A job's JSON body, as ``POST /v1/jobs`` and a sweep's base job take it."""
+    body: dict[str, Any] = {key: value for key, value in extra.items() if value is not None}
+    if network is not None:
+        body["network"] = network
+    if training is not None:
+        body["training"] = training
+    if dataset is not None:
+        body["dataset_id"] = dataset.id if isinstance(dataset, Dataset) else dataset
+    elif X is not None or y is not None:
+        body["data"] = {"X": _plain(X), "y": _plain(y)}
+    return body
+
+
+def _ref(model: str | Model) -> str:
+    """A model's id, or the id or alias given."""
+    return model.id if isinstance(model, Model) else model
+
+
 def _plain(value: Any) -> Any:
     """Lists for JSON: ndarrays and DataFrames are converted, lists pass through."""
     if hasattr(value, "to_numpy"):
@@ -432,4 +629,15 @@ def _dataset_payload(data: Any) -> tuple[str, bytes]:
     return "application/octet-stream", buffer.getvalue()
 
 
-__all__ = ["ApiError", "Client", "Dataset", "Event", "Job", "Model", "ROUTES", "progress_line"]
+__all__ = [
+    "Alias",
+    "ApiError",
+    "Client",
+    "Dataset",
+    "Event",
+    "Job",
+    "Model",
+    "ROUTES",
+    "Sweep",
+    "progress_line",
+]
