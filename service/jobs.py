@@ -195,7 +195,7 @@ class JobSpec(MethodView):
     @blp.response(200, JobSpecSchema)
     def get(self, job_id):
         """The job as submitted, normalised (defaults filled in): network, training,
-        preprocessing, targets, name, tags and metadata. Not its data, nor its
+        preprocessing, targets, initial_model_id, name, tags and metadata. Not its data, nor its
         initial_weights arrays (``has_initial_weights`` says whether it had any)."""
         record = get_or_404(job_id)
         spec = store.load_spec(redis_conn(), job_id)

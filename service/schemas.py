@@ -488,6 +488,14 @@ class JobSpecSchema(Schema):
     preprocessing = fields.Dict()
     targets = fields.String()
     has_initial_weights = fields.Boolean()
+    initial_model_id = fields.String(
+        metadata={"description": "The model it was warm-started from, if any."}
+    )
+    keep_preprocessing = fields.Boolean(
+        metadata={
+            "description": "With initial_model_id: whether that model's preprocessing was kept."
+        }
+    )
     dataset_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     tags = fields.List(fields.String())
