@@ -4,8 +4,9 @@
    refuses. OpenAPI 3.0 cannot state every rule: rectangular arrays, X and y with as many rows,
    rules between a job's data and its network (shapes, loss against output activation, the
    compute budget), a body's media type against a query parameter, the content of CSV and
-   NumPy files, and what is stored (a cursor or dataset id naming nothing, a model's input
-   width). A 422 for one of those is expected. The hook tells them apart with the request's
+   NumPy files, a metadata key's length and characters (3.0 has no propertyNames), and what
+   is stored (a cursor or dataset id naming nothing, a model's input width). A 422 for one of
+   those is expected. The hook tells them apart with the request's
    own marshmallow schemas, not with the error message: when the schemas find nothing wrong
    (apart from ragged or unpaired arrays), the refusal came from a rule beyond OpenAPI and is
    dropped; when they do find something, openapi.yaml is looser than the service and it stands.
