@@ -185,7 +185,7 @@ class Job(MethodView):
         """Rename, retag or change the metadata of a job; null clears a field."""
         get_or_404(job_id)
         conn = redis_conn()
-        if not search.relabel(conn, job_id, changes):
+        if changes and not search.relabel(conn, job_id, changes):
             abort(404, message=f"No job {job_id}.")
         return job_view(store.get_job(conn, job_id))
 

@@ -270,9 +270,13 @@ class CallbackSchema(Schema):
 
 
 # A job's labels; the bounds are store.labels's, which the validators below apply in full.
+def _text(max_length: int) -> list:
+    return [validate.Length(1, max_length), validate.Regexp(labels.TEXT_PATTERN)]
+
+
 def _name_field(**kwargs) -> fields.String:
     return fields.String(
-        validate=validate.Length(1, labels.NAME_MAX_LENGTH),
+        validate=_text(labels.NAME_MAX_LENGTH),
         metadata={"description": "What you call the job; GET /v1/jobs?name= finds it by prefix."},
         **kwargs,
     )
@@ -280,7 +284,7 @@ def _name_field(**kwargs) -> fields.String:
 
 def _tags_field(**kwargs) -> fields.List:
     return fields.List(
-        fields.String(validate=validate.Length(1, labels.TAG_MAX_LENGTH)),
+        fields.String(validate=_text(labels.TAG_MAX_LENGTH)),
         validate=validate.Length(max=labels.MAX_TAGS),
         metadata={"description": "Short labels; GET /v1/jobs?tag= finds jobs by them."},
         **kwargs,
@@ -288,12 +292,24 @@ def _tags_field(**kwargs) -> fields.List:
 
 
 def _metadata_field(**kwargs) -> fields.Dict:
+    scalar = {
+        "nullable": True,
+        "oneOf": [
+            {"type": "string", "maxLength": labels.METADATA_VALUE_MAX_LENGTH},
+            {"type": "number"},
+            {"type": "boolean"},
+        ],
+    }
     return fields.Dict(
-        keys=fields.String(validate=validate.Length(1, labels.METADATA_KEY_MAX_LENGTH)),
-        validate=validate.Length(max=labels.METADATA_MAX_KEYS),
+        # Keys are checked after loading (_check_labels): OpenAPI 3.0 cannot bound them.
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True, metadata=scalar),
+        # labels.problems counts the keys; a Length here would be documented as maxLength.
         metadata={
-            "description": "A flat object: values strings, numbers, booleans or null, at most "
-            f"{labels.METADATA_MAX_BYTES} bytes as JSON."
+            "maxProperties": labels.METADATA_MAX_KEYS,
+            "description": "A flat object: keys of 1 to "
+            f"{labels.METADATA_KEY_MAX_LENGTH} characters, values strings, numbers, booleans "
+            "or null.",
         },
         **kwargs,
     )
@@ -351,10 +367,6 @@ class JobCreateSchema(Schema):
     metadata = _metadata_field()
 
     @validates_schema
-    def labels_in_bounds(self, data, **kwargs):
-        _check_labels(data)
-
-    @validates_schema
     def one_data_source(self, data, **kwargs):
         if "data" in data and "dataset_id" in data:
             raise ValidationError("Give data or dataset_id, not both.", "dataset_id")
@@ -370,6 +382,7 @@ class JobCreateSchema(Schema):
         A dataset's shape is in Redis; the view checks the job against it with
         ``check_job_data``.
         """
+        _check_labels(data)
         arrays = {}
         training = dict(data["training"])
         max_runtime = training.pop("max_runtime_seconds", None)
@@ -414,31 +427,26 @@ class JobCreateSchema(Schema):
 
 
 def _check_labels(data: dict) -> None:
-    """name, tags and metadata within ``store.labels``'s bounds, errors by field path."""
+    """name, tags and metadata within ``store.labels``'s bounds, errors by field path.
+
+    Run after loading (post_load), with the rules OpenAPI cannot state: metadata keys.
+    """
     errors = labels.problems(data.get("name"), data.get("tags"), data.get("metadata"))
     if errors:
         raise ValidationError(errors)
 
 
 class JobPatchSchema(Schema):
-    """PATCH /v1/jobs/{id}: the labels to change; null clears one."""
+    """PATCH /v1/jobs/{id}: the labels to change; null clears one, and {} changes nothing."""
 
     name = _name_field(allow_none=True)
     tags = _tags_field(allow_none=True)
     metadata = _metadata_field(allow_none=True)
 
-    @validates_schema
-    def labels_in_bounds(self, data, **kwargs):
-        _check_labels(data)
-
-    @validates_schema
-    def not_empty(self, data, **kwargs):
-        if not data:
-            raise ValidationError(f"Give at least one of {', '.join(labels.LABEL_FIELDS)}.")
-
     @post_load
     def cleared(self, data, **kwargs):
         """None as each field's empty value; tags each once."""
+        _check_labels(data)
         if "tags" in data:
             data["tags"] = labels.unique_tags(data["tags"])
         if "metadata" in data:

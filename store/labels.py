@@ -5,7 +5,6 @@ The bounds live here, once: the API's schemas check requests with ``problems`` a
 tests) keeps within them.
 """
 
-import json
 import math
 import unicodedata
 
@@ -14,8 +13,10 @@ MAX_TAGS = 20
 TAG_MAX_LENGTH = 64
 METADATA_MAX_KEYS = 32
 METADATA_KEY_MAX_LENGTH = 64
-METADATA_MAX_BYTES = 4096  # the whole object as compact JSON (UTF-8)
-LABEL_FIELDS = ("name", "tags", "metadata")
+METADATA_VALUE_MAX_LENGTH = 256  # a string value's characters: with the two above, the size
+# A name, tag or metadata key: no control character (Unicode category Cc), as a regex that
+# Python and ECMAScript (OpenAPI) read alike.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
 
 def _text_problem(text, max_length: int) -> str | None:
@@ -25,29 +26,28 @@ def _text_problem(text, max_length: int) -> str | None:
     if not text or len(text) > max_length:
         return f"Must be 1 to {max_length} characters."
     # Control characters would break the lex index (store.search uses NUL as a separator) and
-    # nobody types them in a name.
+    # nobody types them in a name. (TEXT_PATTERN says the same to OpenAPI.)
     if any(unicodedata.category(c) == "Cc" for c in text):
         return "Must not contain control characters."
     return None
 
 
-def problems(
-    name=None, tags=None, metadata=None, fields: tuple[str, ...] = LABEL_FIELDS
-) -> dict[str, list[str]]:
-    """What is wrong with each of ``fields``, by field path; empty when all are within bounds.
+def problems(name=None, tags=None, metadata=None) -> dict[str, list[str]]:
+    """What is wrong with each label given, by field path; empty when all are within bounds.
 
     Args:
         name: a string of 1 to NAME_MAX_LENGTH printable characters, or None.
         tags: a list of at most MAX_TAGS such strings of up to TAG_MAX_LENGTH, or None.
-        metadata: a flat object of at most METADATA_MAX_KEYS keys, values strings, finite
-            numbers, booleans or null, at most METADATA_MAX_BYTES as JSON, or None.
+        metadata: a flat object of at most METADATA_MAX_KEYS keys of up to
+            METADATA_KEY_MAX_LENGTH characters, values strings of up to
+            METADATA_VALUE_MAX_LENGTH characters, finite numbers, booleans or null; or None.
     """
     errors: dict[str, list[str]] = {}
-    if "name" in fields and name is not None:
+    if name is not None:
         problem = _text_problem(name, NAME_MAX_LENGTH)
         if problem:
             errors["name"] = [problem]
-    if "tags" in fields and tags is not None:
+    if tags is not None:
         if not isinstance(tags, list):
             errors["tags"] = ["Not a valid list."]
         elif len(tags) > MAX_TAGS:
@@ -56,7 +56,7 @@ def problems(
             problem = _text_problem(tag, TAG_MAX_LENGTH)
             if problem:
                 errors[f"tags.{i}"] = [problem]
-    if "metadata" in fields and metadata is not None:
+    if metadata is not None:
         errors.update(_metadata_problems(metadata))
     return errors
 
@@ -75,10 +75,8 @@ def _metadata_problems(metadata) -> dict[str, list[str]]:
             errors[f"metadata.{key}"] = ["Must be a finite number."]
         elif not (value is None or isinstance(value, str | int | float | bool)):
             errors[f"metadata.{key}"] = ["Must be a string, number, boolean or null (flat)."]
-    if not errors:
-        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > METADATA_MAX_BYTES:
-            errors["metadata"] = [f"At most {METADATA_MAX_BYTES} bytes as JSON ({size} given)."]
+        elif isinstance(value, str) and len(value) > METADATA_VALUE_MAX_LENGTH:
+            errors[f"metadata.{key}"] = [f"At most {METADATA_VALUE_MAX_LENGTH} characters."]
     return errors
 
 

@@ -4,12 +4,13 @@
    refuses. OpenAPI 3.0 cannot state every rule: rectangular arrays, X and y with as many rows,
    rules between a job's data and its network (shapes, loss against output activation, the
    compute budget), a body's media type against a query parameter, the content of CSV and
-   NumPy files, what is stored (a cursor, dataset id or model id naming nothing, a model's
-   input width), and that an alias name is not 32 hex digits (it would read as an id). A 422
-   for one of those is expected. The hook tells them apart with the request's own marshmallow
-   schemas, not with the error message: when the schemas find nothing wrong (apart from ragged
-   or unpaired arrays), the refusal came from a rule beyond OpenAPI and is dropped; when they
-   do find something, openapi.yaml is looser than the service and it stands.
+   NumPy files, a metadata key's length and characters (3.0 has no propertyNames), what is
+   stored (a cursor, dataset id or model id naming nothing, a model's input width), and that an
+   alias name is not 32 hex digits (it would read as an id). A 422 for one of those is
+   expected. The hook tells them apart with the request's own marshmallow schemas, not with
+   the error message: when the schemas find nothing wrong (apart from ragged or unpaired
+   arrays), the refusal came from a rule beyond OpenAPI and is dropped; when they do find
+   something, openapi.yaml is looser than the service and it stands.
 2. A URL longer than ``MAX_URL_BYTES`` is a 414 whatever the document allows (OpenAPI cannot
    bound a URL's bytes), in JSON from the app; past gunicorn's own request-line ceiling, in
    gunicorn's short HTML page, before the app sees the request.
