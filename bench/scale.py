@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -149,11 +149,21 @@ def reaper_pass_figure(url: str) -> str:
 # -- 2. the engine alone ---------------------------------------------------------------------
 
 
-def in_process_jobs_per_s(jobs: list[dict]) -> float:
-    t0 = time.perf_counter()
+def train_all(jobs: list[dict]) -> None:
     for job in jobs:
         spec = {"network": job["network"], "training": job["training"]}
         Trainer(spec, job["data"]["X"], job["data"]["y"]).fit()
+
+
+def in_process_jobs_per_s(jobs: list[dict], processes: int = 1) -> float:
+    """Jobs per second of the engine alone, in this process or split over ``processes``
+    (which shows how far two processes scale on this machine at this moment)."""
+    t0 = time.perf_counter()
+    if processes == 1:
+        train_all(jobs)
+    else:
+        with ProcessPoolExecutor(processes) as pool:
+            list(pool.map(train_all, [jobs[i::processes] for i in range(processes)]))
     return len(jobs) / (time.perf_counter() - t0)
 
 
@@ -247,6 +257,18 @@ def jobs_per_s(records: list[dict]) -> float:
     return len(records) / (last - first).total_seconds()
 
 
+def per_job_ms(records: list[dict], n_workers: int) -> tuple[float, float]:
+    """A worker's mean time per job: ``(from start_attempt to the end, the rest)``; the rest
+    is rq's bookkeeping, the dequeue, loading the job and building its trainer."""
+    spans = [
+        (datetime.fromisoformat(r["ended_at"]) - datetime.fromisoformat(r["started_at"]))
+        for r in records
+    ]
+    span = sum(s.total_seconds() for s in spans) / len(records)
+    per_job = n_workers / jobs_per_s(records)
+    return span * 1000, (per_job - span) * 1000
+
+
 def run_through(stack: Stack, ids: list[str], n_workers: int) -> tuple[float, list[dict]]:
     workers = stack.workers(n_workers)
     try:
@@ -256,7 +278,13 @@ def run_through(stack: Stack, ids: list[str], n_workers: int) -> tuple[float, li
     failed = [r for r in records if r["status"] != "finished"]
     if failed:
         sys.exit(f"bench-scale: {len(failed)} jobs did not finish: {failed[0]}")
-    return jobs_per_s(records), records
+    rate = jobs_per_s(records)
+    span, rest = per_job_ms(records, n_workers)
+    say(
+        f"{n_workers} worker(s): {rate:.2f} jobs/s; per job and worker: {span:.1f} ms started "
+        f"to ended, {rest:.1f} ms between jobs"
+    )
+    return rate, records
 
 
 def array_bytes(conn, ids: list[str]) -> int:
@@ -306,7 +334,10 @@ def main() -> None:
     say(reaper_figure())
     small = [small_job(i) for i in range(N_JOBS)]
     in_process = in_process_jobs_per_s(small)
-    say(f"in-process engine: {N_JOBS} jobs, {in_process:.2f} jobs/s")
+    say(
+        f"in-process engine: {N_JOBS} jobs, {in_process:.2f} jobs/s, "
+        f"{1000 / in_process:.1f} ms a job"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp))
         try:
@@ -320,14 +351,18 @@ def main() -> None:
                 + ")"
             )
             one, _ = run_through(stack, ids, 1)
-            say(f"1 worker:  {one:.2f} jobs/s")
             say_sizes(stack, ids, before, queued, "small")
             more = [small_job(N_JOBS + i) for i in range(N_JOBS)]
             ids, submit_rate_2, errors_2 = submit_all(stack.base, more)
             errors += errors_2
             say(f"submit again: {submit_rate_2:.1f} jobs/s, errors={errors_2}")
             two, _ = run_through(stack, ids, 2)
-            say(f"2 workers: {two:.2f} jobs/s")
+            # The most 2 processes can scale on this machine now, with whatever else it runs.
+            alone = [in_process_jobs_per_s(more, p) for p in (1, 2)]
+            say(
+                f"engine alone, now: 1 process {alone[0]:.2f} jobs/s, 2 processes "
+                f"{alone[1]:.2f} jobs/s: scale {alone[1] / alone[0]:.2f}"
+            )
             if N_TYPICAL:
                 sizing(stack, [typical_job(i) for i in range(N_TYPICAL)], 2, "typical")
         finally:
