@@ -55,6 +55,7 @@ from .coordination import (
     renew_lease,
     request_cancel,
     reserve_job_slot,
+    seed_lease_deadlines,
     worker_beat,
     worker_gone,
 )
@@ -257,6 +258,7 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "reserve_job_slot",
+    "seed_lease_deadlines",
     "worker_beat",
     "worker_gone",
 ]
