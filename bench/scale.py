@@ -11,7 +11,10 @@ refuse a burst of submissions: ``MAX_ACTIVE_JOBS`` and ``RATE_LIMIT_SUBMIT`` (``
    trained in this process with the engine alone.
 3. Submission: ``N_JOBS`` POSTs from ``SUBMIT_THREADS`` threads (real HTTP): jobs/s, errors.
 4. Those jobs through 1 worker, then ``N_JOBS`` more through 2: jobs/s from the first job's
-   start to the last one's end (from the job records; worker start-up is not counted).
+   start to the last one's end (from the job records; worker start-up is not counted), and
+   the workers' CPU time a job against the engine's alone, which the other work of a shared
+   machine changes far less than wall-clock rates; then the engine alone in 1 and 2 processes
+   again, which shows how far 2 processes can scale on the machine at that moment.
 5. Redis memory per job: the growth of ``used_memory`` over many jobs (everything a job adds:
    its keys, rq's, index entries, per-key overhead), queued and finished, for the small job and
    a typical one (``typical_job``); the arrays' part, which expires ``DATA_TTL_SECONDS`` after
@@ -28,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -149,12 +152,31 @@ def reaper_pass_figure(url: str) -> str:
 # -- 2. the engine alone ---------------------------------------------------------------------
 
 
-def in_process_jobs_per_s(jobs: list[dict]) -> float:
-    t0 = time.perf_counter()
+def train_all(jobs: list[dict]) -> None:
     for job in jobs:
         spec = {"network": job["network"], "training": job["training"]}
         Trainer(spec, job["data"]["X"], job["data"]["y"]).fit()
-    return len(jobs) / (time.perf_counter() - t0)
+
+
+def in_process_jobs_per_s(jobs: list[dict], processes: int = 1) -> tuple[float, float]:
+    """The engine alone, in this process or split over ``processes`` (which shows how far two
+    processes scale on this machine at this moment): ``(jobs per second, CPU ms a job)``; the
+    CPU time is this process's, so only measured with one process."""
+    train_all(jobs[:3])  # warm-up: first calls into NumPy, as a worker's first job makes them
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    if processes == 1:
+        train_all(jobs)
+    else:
+        with ProcessPoolExecutor(processes) as pool:
+            list(pool.map(train_all, [jobs[i::processes] for i in range(processes)]))
+    cpu_ms = (time.process_time() - cpu0) * 1000 / len(jobs)
+    return len(jobs) / (time.perf_counter() - t0), cpu_ms if processes == 1 else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- 3 to 5. the stack -----------------------------------------------------------------------
@@ -247,16 +269,41 @@ def jobs_per_s(records: list[dict]) -> float:
     return len(records) / (last - first).total_seconds()
 
 
-def run_through(stack: Stack, ids: list[str], n_workers: int) -> tuple[float, list[dict]]:
+def per_job_ms(records: list[dict], n_workers: int) -> tuple[float, float]:
+    """A worker's mean time per job: ``(from start_attempt to the end, the rest)``; the rest
+    is rq's bookkeeping, the dequeue, loading the job and building its trainer."""
+    spans = [
+        (datetime.fromisoformat(r["ended_at"]) - datetime.fromisoformat(r["started_at"]))
+        for r in records
+    ]
+    span = sum(s.total_seconds() for s in spans) / len(records)
+    per_job = n_workers / jobs_per_s(records)
+    return span * 1000, (per_job - span) * 1000
+
+
+def run_through(stack: Stack, ids: list[str], n_workers: int) -> tuple[float, float]:
+    """Run the queued jobs ``ids`` through ``n_workers`` new worker processes: ``(jobs per
+    second, the workers' CPU ms a job)``."""
     workers = stack.workers(n_workers)
     try:
+        # The workers' CPU time from their first job on (not their start-up), to their last.
+        while store.get_job(stack.conn, ids[0])["status"] == "queued":
+            time.sleep(0.05)
+        cpu0 = sum(cpu_seconds(w.pid) for w in workers)
         records = wait_until_ended(stack.conn, ids)
+        cpu_ms = (sum(cpu_seconds(w.pid) for w in workers) - cpu0) * 1000 / len(ids)
     finally:
         stop_all(workers, 30)
     failed = [r for r in records if r["status"] != "finished"]
     if failed:
         sys.exit(f"bench-scale: {len(failed)} jobs did not finish: {failed[0]}")
-    return jobs_per_s(records), records
+    rate = jobs_per_s(records)
+    span, rest = per_job_ms(records, n_workers)
+    say(
+        f"{n_workers} worker(s): {rate:.2f} jobs/s; per job and worker: {span:.1f} ms started "
+        f"to ended, {rest:.1f} ms between jobs; worker CPU {cpu_ms:.1f} ms a job"
+    )
+    return rate, cpu_ms
 
 
 def array_bytes(conn, ids: list[str]) -> int:
@@ -305,8 +352,8 @@ def main() -> None:
     print("bench-scale: figures from a 2-core machine shared with other work")
     say(reaper_figure())
     small = [small_job(i) for i in range(N_JOBS)]
-    in_process = in_process_jobs_per_s(small)
-    say(f"in-process engine: {N_JOBS} jobs, {in_process:.2f} jobs/s")
+    in_process, cpu_ms = in_process_jobs_per_s(small)
+    say(f"in-process engine: {N_JOBS} jobs, {in_process:.2f} jobs/s, CPU {cpu_ms:.1f} ms a job")
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp))
         try:
@@ -319,21 +366,31 @@ def main() -> None:
                 + ", ".join(f"{k}={v}" for k, v in RAISED.items())
                 + ")"
             )
-            one, _ = run_through(stack, ids, 1)
-            say(f"1 worker:  {one:.2f} jobs/s")
+            one, worker_cpu_ms = run_through(stack, ids, 1)
             say_sizes(stack, ids, before, queued, "small")
             more = [small_job(N_JOBS + i) for i in range(N_JOBS)]
             ids, submit_rate_2, errors_2 = submit_all(stack.base, more)
             errors += errors_2
             say(f"submit again: {submit_rate_2:.1f} jobs/s, errors={errors_2}")
             two, _ = run_through(stack, ids, 2)
-            say(f"2 workers: {two:.2f} jobs/s")
+            # The most 2 processes can scale on this machine now, with whatever else it runs.
+            alone = [in_process_jobs_per_s(more, p)[0] for p in (1, 2)]
+            say(
+                f"engine alone, now: 1 process {alone[0]:.2f} jobs/s, 2 processes "
+                f"{alone[1]:.2f} jobs/s: scale {alone[1] / alone[0]:.2f}"
+            )
+            # The machine's load changes by the minute: the engine's rate before and after the
+            # workers ran stands for it during their runs.
+            in_process = (in_process + alone[0]) / 2
             if N_TYPICAL:
                 sizing(stack, [typical_job(i) for i in range(N_TYPICAL)], 2, "typical")
         finally:
             stack.stop()
     if errors:
         sys.exit(f"bench-scale: {errors} submissions failed")
+    # CPU time is what the machine's other work does not change much: the engine's CPU per
+    # job over a worker's is the efficiency the wall-clock figure stands for on an idle machine.
+    say(f"cpu efficiency (engine CPU / 1 worker's CPU a job): {cpu_ms / worker_cpu_ms:.2f}")
     print(
         f"bench-scale: jobs_per_s_1w={one:.2f} jobs_per_s_2w={two:.2f} "
         f"scale={two / one:.2f} efficiency={one / in_process:.2f}"

@@ -58,6 +58,7 @@ from .coordination import (
     renew_lease,
     request_cancel,
     reserve_job_slot,
+    seed_lease_deadlines,
     worker_beat,
     worker_gone,
 )
@@ -106,6 +107,7 @@ from .jobs import (
     list_jobs,
     load_arrays,
     load_spec,
+    load_spec_and_arrays,
     mark_queued,
     start_attempt,
     tidy_ended_job,
@@ -204,6 +206,7 @@ __all__ = [
     "list_jobs",
     "load_arrays",
     "load_spec",
+    "load_spec_and_arrays",
     "mark_queued",
     "Progress",
     "start_attempt",
@@ -258,6 +261,7 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "reserve_job_slot",
+    "seed_lease_deadlines",
     "worker_beat",
     "worker_gone",
 ]

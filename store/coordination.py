@@ -7,11 +7,12 @@ import time
 import redis
 
 from .connection import eval_script
-from .jobs import FINAL_STATUSES, update_job
+from .jobs import FINAL_STATUSES, JobStatus, update_job
 from .keys import (
     ACTIVE_JOBS,
     CANCEL_REQUESTS,
     LEASE_DEADLINES,
+    LEASE_DEADLINES_SEEDED,
     LIVE_WORKERS,
     cancel_key,
     idempotency_key,
@@ -127,6 +128,33 @@ def drop_due_lease(conn: redis.Redis, job_id: str, deadline: bytes | None = None
         conn.zrem(LEASE_DEADLINES, job_id)
     else:
         eval_script(conn, _DROP_IF_UNCHANGED, [LEASE_DEADLINES], job_id, deadline)
+
+
+# Leases taken before LEASE_DEADLINES existed have no deadline there, and a started job whose
+# worker died before an upgrade would never be found. Once per Redis, every started job
+# without one gets a deadline of now: the reaper then looks at each of them once.
+_SEED_DEADLINES = (
+    _DEADLINE
+    + """
+if not redis.call('SET', KEYS[3], 1, 'NX') then return -1 end
+local now = deadline(0)
+local seeded = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('HGET', ARGV[1] .. id, 'status') == ARGV[2] then
+    seeded = seeded + redis.call('ZADD', KEYS[2], 'NX', now, id)
+  end
+end
+return seeded
+"""
+)
+
+
+def seed_lease_deadlines(conn: redis.Redis) -> int:
+    """Give every started job without a lease deadline one of now, the first time any worker
+    calls this on this Redis; the number given, or -1 when it had been done."""
+    keys = [ACTIVE_JOBS, LEASE_DEADLINES, LEASE_DEADLINES_SEEDED]
+    started = json.dumps(JobStatus.STARTED)
+    return int(eval_script(conn, _SEED_DEADLINES, keys, job_key(""), started))
 
 
 def active_jobs(conn: redis.Redis) -> list[str]:

@@ -273,7 +273,19 @@ def load_spec(conn: redis.Redis, job_id: str) -> dict:
 
 def load_arrays(conn: redis.Redis, job_id: str) -> dict:
     """``{"X": ..., "y": ..., ...}`` as stored by ``create_job``."""
-    blobs = conn.mget([array_key(job_id, n) for n in ARRAY_NAMES])
+    return _arrays(conn.mget([array_key(job_id, n) for n in ARRAY_NAMES]))
+
+
+def load_spec_and_arrays(conn: redis.Redis, job_id: str) -> tuple[dict, dict]:
+    """``load_spec`` and ``load_arrays`` in one round trip (a worker's per-job cost)."""
+    pipe = conn.pipeline(transaction=False)
+    pipe.get(spec_key(job_id))
+    pipe.mget([array_key(job_id, n) for n in ARRAY_NAMES])
+    spec, blobs = pipe.execute()
+    return json.loads(spec), _arrays(blobs)
+
+
+def _arrays(blobs: list) -> dict:
     return {
         n: array_from_bytes(b) for n, b in zip(ARRAY_NAMES, blobs, strict=True) if b is not None
     }

@@ -8,6 +8,7 @@ LIVE_WORKERS = f"{PREFIX}:workers:live"  # identity -> when its last beat expire
 # job id -> when its lease, or a worker's claim on a job it has just dequeued, runs out (Redis
 # time, ms): the reaper reads only the entries past their deadline.
 LEASE_DEADLINES = f"{PREFIX}:jobs:lease_deadlines"
+LEASE_DEADLINES_SEEDED = f"{LEASE_DEADLINES}:seeded"  # set once older leases have deadlines
 CANCEL_REQUESTS = f"{PREFIX}:jobs:cancel_requests"  # job id -> when its cancel was asked (epoch s)
 
 

@@ -96,3 +96,18 @@ def test_a_requeued_job_waiting_in_the_queue_is_dropped_from_the_watch_not_rescu
     assert redis_conn.zscore(store.LEASE_DEADLINES, job_id) is None
     after = store.get_job(redis_conn, job_id)
     assert after["status"] == JobStatus.QUEUED and after["rq_job_id"] == f"{job_id}-1"
+
+
+def test_a_job_orphaned_before_lease_deadlines_existed_is_rescued_after_seeding(redis_conn):
+    """A started job whose worker died under the old reaper: active, no lease, no deadline."""
+    record = make_job(redis_conn)
+    job_id = record["id"]
+    rq_id = dequeue(redis_conn)
+    # rq takes an attempt it starts out of its intermediate queue.
+    redis_conn.lrem(queue.training_queue(redis_conn).intermediate_queue_key, 1, rq_id)
+    assert store.start_attempt(redis_conn, job_id) == 1
+    assert job_id in store.active_jobs(redis_conn)
+    assert store.seed_lease_deadlines(redis_conn) == 1
+    assert store.seed_lease_deadlines(redis_conn) == -1  # once per Redis
+    rescued = pass_until(redis_conn, job_id, lambda r: r["status"] == JobStatus.QUEUED)
+    assert rescued["rq_job_id"] == f"{job_id}-2"

@@ -51,9 +51,13 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         next_reap = 0.0
         refused = False  # logged once, until a whole reaper pass goes through again
+        seeded = False
         while True:  # the first beat at once, so /readyz counts a worker as soon as it starts
             try:
                 self.renew()
+                if not seeded:
+                    store.seed_lease_deadlines(self.conn)
+                    seeded = True
                 if time.monotonic() >= next_reap:
                     reap(self.conn, self.suspects, self.stop_sent, self.settings)
                     next_reap = time.monotonic() + self.settings.reap_seconds

@@ -90,8 +90,7 @@ def _run(conn, job_id: str, record: JobRecord | None) -> dict:
 
 
 def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: str) -> dict:
-    spec = store.load_spec(conn, job_id)
-    arrays = store.load_arrays(conn, job_id)
+    spec, arrays = store.load_spec_and_arrays(conn, job_id)
     dataset_id = record.get("dataset_id")
     if dataset_id is not None:
         data = store.load_dataset_arrays(conn, dataset_id)
@@ -113,7 +112,9 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         trainer = Trainer(spec, arrays["X"], arrays["y"], validation, initial_model)
     except SpecError as exc:
         return _end(conn, job_id, settings, JobStatus.FAILED, ("invalid_spec", str(exc)))
-    _resume(conn, job_id, trainer)
+    if record.get("attempts"):
+        # Only an attempt that has started before can have left a checkpoint or history.
+        _resume(conn, job_id, trainer)
     if not store.start_attempt(conn, job_id):
         return {"skipped": "canceled before it started"}
     monitor = JobMonitor(

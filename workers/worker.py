@@ -72,9 +72,14 @@ class TrainingWorker(SimpleWorker):
             # put back on the queue; only rq's record of this run is missing.
             log.warning("%s; rq could not record the end of %s", refusal(exc), job.id)
 
-    def heartbeat(self, *args, **kwargs):
+    def heartbeat(self, timeout=None, pipeline=None):
+        # rq sends its heartbeat's three commands one by one, two or three times a job: one
+        # pipeline makes each heartbeat one round trip.
+        own = self.connection.pipeline(transaction=False) if pipeline is None else None
         try:
-            super().heartbeat(*args, **kwargs)
+            super().heartbeat(timeout, pipeline if own is None else own)
+            if own is not None:
+                own.execute()
         except REDIS_ERRORS as exc:
             log.warning("%s; rq's worker heartbeat skipped", refusal(exc))
 
