@@ -2,7 +2,7 @@
 
 PREFIX = "bp"
 JOBS_INDEX = f"{PREFIX}:jobs"
-ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs, which the reaper watches
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs (the reaper reads LEASE_DEADLINES)
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"  # flask-limiter's counters live under this
 LIVE_WORKERS = f"{PREFIX}:workers:live"  # identity -> when its last beat expires (Redis time)
 # job id -> when its lease, or a worker's claim on a job it has just dequeued, runs out (Redis
