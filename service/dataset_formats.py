@@ -38,7 +38,7 @@ MAX_LINE_BYTES = 1 << 20
 SPOOL_CHUNK = 1 << 20
 # The fast CSV path parses the body in pieces of whole lines of about this size: large enough
 # for pyarrow to spread a piece over the cores, small beside the arrays it fills.
-ARROW_CHUNK_BYTES = 2 << 20
+ARROW_CHUNK_BYTES = 1 << 20
 # Arrays are first sized for this much more than the rows the first lines predict: pages
 # never written are never resident, and the shrink at the end gives the rest back.
 ROW_ESTIMATE_MARGIN = 1.05
@@ -97,7 +97,25 @@ class _Rows:
 
     def append(self, block: np.ndarray) -> np.ndarray:
         """Copy ``block`` (k, width) in, cast to this dtype; returns the rows as stored."""
-        end = self.n + len(block)
+        stored = self._reserve(len(block))
+        with np.errstate(over="ignore"):  # float32 overflow is reported by the caller
+            stored[...] = block
+        return stored
+
+    def append_columns(self, columns: list[np.ndarray]) -> np.ndarray:
+        """Copy ``width`` columns of k values each in, cast; returns the rows as stored.
+
+        Column by column, so no (k, width) block is made on the way.
+        """
+        stored = self._reserve(len(columns[0]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for j, column in enumerate(columns):
+                stored[:, j] = column
+        return stored
+
+    def _reserve(self, k: int) -> np.ndarray:
+        """The next ``k`` rows, growing the buffer if need be."""
+        end = self.n + k
         capacity, width = self.data.shape
         if end > capacity:
             if self.max_bytes is not None and end * width * self.data.itemsize > self.max_bytes:
@@ -105,8 +123,6 @@ class _Rows:
             # In place, so the full buffer and its larger successor never both exist.
             self.data.resize((max(end, int(capacity * GROWTH)), width), refcheck=False)
         stored = self.data[self.n : end]
-        with np.errstate(over="ignore"):  # float32 overflow is reported by the caller
-            stored[...] = block
         self.n = end
         return stored
 
@@ -312,12 +328,11 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
         except pa.ArrowException:
             raise _NotFast from None
         for buffer, cols in ((X, x_cols), (y, y_cols)):
-            block = np.column_stack([table.column(i).to_numpy() for i in cols])
-            if not np.isfinite(block).all():
+            # NaN and infinity stay so when cast; a float32 overflow becomes infinity.
+            stored = buffer.append_columns([table.column(i).to_numpy() for i in cols])
+            if not np.isfinite(stored).all():
                 raise _NotFast
-            stored = buffer.append(block)
-            if dtype != np.float64 and not np.isfinite(stored).all():
-                raise _NotFast
+        del table
     if X.n == 0:
         raise DatasetError("body", "The CSV has a header but no rows.")
     X_out, y_out = X.finish(), y.finish()
