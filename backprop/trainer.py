@@ -20,7 +20,8 @@ from .preprocessing import Preprocessor, class_labels
 from .serialization import pack, unpack
 from .spec import as_dtype, check_data, check_job_data, normalize, validation_rows
 
-CHECKPOINT_FORMAT = "backprop.checkpoint/2"
+# /3: Adam's slots hold its moments divided by (1 - beta), which /2 did not.
+CHECKPOINT_FORMAT = "backprop.checkpoint/3"
 
 # callback(epoch, logs) -> truthy to stop. ``epoch`` counts completed epochs from 1.
 EpochCallback = Callable[[int, dict], object]
