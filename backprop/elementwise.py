@@ -4,11 +4,16 @@ NumPy releases the GIL inside a ufunc's loop, so contiguous pieces of one flat b
 updated by different threads at once. Only elementwise work is split: each element's result is
 computed by the same operations whatever the split, so the bytes are the same with one thread
 or many (a reduction split in two would round differently, and is never split here).
+
+A split only pays when another core is idle. On a host whose cores are all busy (2 cores, a
+load of 7, as measured), a 235k-parameter Adam step took 231 µs in two pieces and 205 µs
+whole (medians), so ``Split.run`` splits only while the load average leaves a core free.
 """
 
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,10 +24,13 @@ import numpy as np
 MIN_PIECE = 32_768
 # More pieces than cores, so that a thread the host delays leaves little for the others to wait on.
 PIECES_PER_CORE = 2
+# How often the load average is read again, in seconds (a read costs some microseconds).
+LOAD_CHECK_SECONDS = 1.0
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
+_idle = (False, -LOAD_CHECK_SECONDS)  # (a core is idle, when that was read)
 
 
 def cores() -> int:
@@ -31,6 +39,19 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def idle_core() -> bool:
+    """Whether the 1-minute load average leaves at least one of our cores idle."""
+    global _idle
+    now = time.monotonic()
+    if now - _idle[1] >= LOAD_CHECK_SECONDS:
+        try:
+            idle = os.getloadavg()[0] < cores() - 1
+        except OSError:  # no load average to read
+            idle = False
+        _idle = (idle, now)
+    return _idle[0]
 
 
 def bounds(size: int, pieces: int) -> list[slice]:
@@ -54,12 +75,14 @@ class Split:
 
     Args:
         arrays: 1-D arrays of one length, or None (passed through as None to every piece).
-        pieces: how many pieces; by default ``PIECES_PER_CORE`` per core, each at least
-            ``MIN_PIECE`` long.
+        pieces: how many pieces, always split; by default ``PIECES_PER_CORE`` per core, each at
+            least ``MIN_PIECE`` long, split only while ``idle_core()``.
     """
 
     def __init__(self, arrays: Sequence[np.ndarray | None], pieces: int | None = None):
         size = next(a.shape[0] for a in arrays if a is not None)
+        self.whole = tuple(arrays)
+        self.always = pieces is not None
         if pieces is None:
             pieces = max(1, min(PIECES_PER_CORE * cores(), size // MIN_PIECE))
         self.parts = [
@@ -74,8 +97,8 @@ class Split:
         parts (a fork-join that waits for every thread would wait a whole time slice).
         """
         parts = self.parts
-        if len(parts) == 1:
-            fn(*args, *parts[0])
+        if len(parts) == 1 or not (self.always or idle_core()):
+            fn(*args, *self.whole)
             return
         job = _Job(fn, args, parts, np.geterr())
         pool = _pool()

@@ -1,5 +1,6 @@
 """Elementwise work split over threads gives the same bytes as unsplit work."""
 
+import os
 import threading
 
 import numpy as np
@@ -86,6 +87,15 @@ def test_an_error_in_a_piece_reaches_the_caller():
         split.run(fail)
 
 
+def test_a_busy_host_runs_the_update_whole(monkeypatch):
+    """With no idle core the pieces would only add hand-overs: the update runs in one call."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    monkeypatch.setattr(elementwise, "_idle", (True, -1e9))
+    seen = []
+    elementwise.Split([np.zeros(SIZE)]).run(lambda a: seen.append(a.shape[0]))
+    assert seen == [SIZE]
+
+
 def train_bytes(spec, X, Y) -> bytes:
     trainer = Trainer(spec, X, Y)
     trainer.fit()
@@ -113,4 +123,6 @@ def test_training_is_bit_identical_split_or_not(monkeypatch):
     unsplit = train_bytes(spec, X, Y)
     monkeypatch.setattr(elementwise, "MIN_PIECE", 1_000)
     monkeypatch.setattr(elementwise, "cores", lambda: 3)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
+    monkeypatch.setattr(elementwise, "_idle", (False, -1e9))
     assert train_bytes(spec, X, Y) == unsplit
