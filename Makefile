@@ -51,7 +51,7 @@ format: $(TEST_STAMP)  ## ruff fix and format
 
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE pin old OpenBLAS builds to a safe kernel on some machines
 # and slow a current NumPy; the benchmark unsets both and prints the kernel it then runs.
-bench: $(BENCH_STAMP)  ## the engine against PyTorch, scikit-learn and the article's loop
+bench: $(BENCH_STAMP)  ## the engine against PyTorch and JAX-jit, interleaved, and the article's loop
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench
 
 # Single-row prediction latency and throughput under wrk, against a bare route.
