@@ -53,7 +53,7 @@ format: $(TEST_STAMP)  ## ruff fix and format
 # and slow a current NumPy; the benchmark unsets both and prints the kernel it then runs.
 # bench.xor_service first: the article's XOR job through the service, against the article's loop;
 # `python -m bench` prints the last line.
-bench: $(BENCH_STAMP)  ## the engine against PyTorch, scikit-learn and the article's loop
+bench: $(BENCH_STAMP)  ## the engine against PyTorch and JAX-jit, interleaved, and the article's loop
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench.xor_service
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m bench
 

@@ -24,7 +24,8 @@ from .warm_start import FIELD as WARM_START
 from .warm_start import Parent
 from .warm_start import check as check_warm_start
 
-CHECKPOINT_FORMAT = "backprop.checkpoint/2"
+# /3: Adam's slots hold its moments divided by (1 - beta), which /2 did not.
+CHECKPOINT_FORMAT = "backprop.checkpoint/3"
 
 # callback(epoch, logs) -> truthy to stop. ``epoch`` counts completed epochs from 1.
 EpochCallback = Callable[[int, dict], object]

@@ -5,8 +5,8 @@ the same initial weights and batch order for every contender. Each round runs ev
 once, each in a fresh process (``bench.contenders``): engine, torch, JAX in float32, the same in
 float64, then NumPy's float32 GEMM peak and the article's XOR run (engine, then the article's
 loop). One warm-up round is discarded, then ``BENCH_ROUNDS`` (5) rounds count; each ratio is
-the median of the per-round ratios (``bench.method``). ``BENCH_QUICK=1`` trains 1 epoch in 2
-rounds without a warm-up, for development only.
+the median of the per-round ratios (``bench.method``). ``BENCH_QUICK=1`` trains 1 epoch instead
+of 5 (with ``BENCH_ROUNDS=1``, a quick look while developing).
 
 The last line is ``bench: torch_ratio_f32=<m> torch_ratio_f64=<m> jax_ratio_f32=<m>
 jax_ratio_f64=<m> peak_fraction_f32=<x> xor_ratio=<m> spread_f32=<min>-<max>``.
@@ -65,9 +65,8 @@ def blas_note() -> str:
 
 
 def main() -> None:
-    quick = bool(os.environ.get("BENCH_QUICK"))
-    rounds = int(os.environ.get("BENCH_ROUNDS") or (2 if quick else 5))
-    warmup = 0 if quick else 1
+    rounds = int(os.environ.get("BENCH_ROUNDS") or 5)
+    warmup = 1
     print(f"BLAS: {blas_note()}")
     print(
         f"workload: {w.N_SAMPLES} samples, {'-'.join(map(str, w.SIZES))}, batch {w.BATCH}, "

@@ -1,5 +1,8 @@
 """Elementwise work split over threads gives the same bytes as unsplit work."""
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -53,20 +56,44 @@ def test_split_updates_are_bit_identical(name, dtype, pieces):
 
 
 def test_pool_threads_keep_the_callers_error_state():
-    """An overflow the caller ignores is ignored in the pool's pieces too (warnings are errors
-    under pytest, so a warning raised in a pool thread would fail this)."""
+    """An overflow the caller ignores is ignored on a pool thread too, and one the caller
+    raises on raises there (warnings are errors under pytest, so NumPy's default state on a
+    new thread would fail both)."""
     big = np.full(SIZE, 1e30, np.float32)
-    split = elementwise.Split([big], pieces=4)
 
     def square(a):
         np.multiply(a, a, out=a)
 
-    with np.errstate(over="ignore"):
-        split.run(square)
+    def on_a_new_thread(errstate: dict):
+        job = elementwise._Job(square, (), elementwise.Split([big], pieces=4).parts, errstate)
+        thread = threading.Thread(target=job.work)  # what a pool thread runs
+        thread.start()
+        thread.join()
+        return job
+
+    assert on_a_new_thread({**np.geterr(), "over": "ignore"}).error is None
     assert np.isinf(big).all()
     big[:] = 1e30
-    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
-        split.run(square)
+    assert isinstance(on_a_new_thread({**np.geterr(), "over": "raise"}).error, FloatingPointError)
+
+
+def test_an_error_in_a_piece_reaches_the_caller():
+    split = elementwise.Split([np.ones(SIZE)], pieces=3)
+
+    def fail(a):
+        raise ValueError("piece failed")
+
+    with pytest.raises(ValueError, match="piece failed"):
+        split.run(fail)
+
+
+def test_a_busy_host_runs_the_update_whole(monkeypatch):
+    """With no idle core the pieces would only add hand-overs: the update runs in one call."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    monkeypatch.setattr(elementwise, "_idle", (True, -1e9))
+    seen = []
+    elementwise.Split([np.zeros(SIZE)]).run(lambda a: seen.append(a.shape[0]))
+    assert seen == [SIZE]
 
 
 def train_bytes(spec, X, Y) -> bytes:
@@ -96,4 +123,6 @@ def test_training_is_bit_identical_split_or_not(monkeypatch):
     unsplit = train_bytes(spec, X, Y)
     monkeypatch.setattr(elementwise, "MIN_PIECE", 1_000)
     monkeypatch.setattr(elementwise, "cores", lambda: 3)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
+    monkeypatch.setattr(elementwise, "_idle", (False, -1e9))
     assert train_bytes(spec, X, Y) == unsplit

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from backprop import CheckpointError, DivergenceError, Model, SpecError, Trainer
+from backprop.serialization import pack, unpack
 
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 XOR_Y = [[0], [1], [1], [0]]
@@ -201,6 +202,21 @@ def test_restore_rejects_a_checkpoint_of_another_spec():
     with pytest.raises(CheckpointError):
         other.restore(trainer.checkpoint())
     assert other.epoch == 0
+
+
+def test_restore_refuses_a_checkpoint_of_the_unscaled_adam_moments():
+    """Format 2 stored Adam's m and v; format 3 stores them divided by (1 - beta). Reading
+    one as the other would resume with moments ten and a thousand times off."""
+    X, y = noisy_binary()
+    trainer = Trainer(classifier_spec(), X, y)
+    trainer.fit(callback=lambda epoch, logs: epoch == 2)
+    meta, arrays = unpack(trainer.checkpoint())
+    assert meta["format"] == "backprop.checkpoint/3"
+    old = pack({**meta, "format": "backprop.checkpoint/2"}, arrays)
+    fresh = Trainer(classifier_spec(), X, y)
+    with pytest.raises(CheckpointError):
+        fresh.restore(old)
+    assert fresh.epoch == 0
 
 
 def damaged_blobs() -> list:
