@@ -19,7 +19,7 @@ from rq import Worker
 
 from devtools.probes import accepts_connections, answers_ok, free_port
 from devtools.processes import wait_until
-from scripts.run import REDIS_MAXMEMORY, RestartPolicy
+from scripts.run import REDIS_MAXMEMORY, RestartPolicy, blas_threads
 from tests.support.jobs import ARTICLE_JOB
 
 pytestmark = pytest.mark.process  # every test here runs scripts/run.py
@@ -252,3 +252,12 @@ def test_uses_redis_url_without_starting_redis(run_script, redis_url, redis_conn
     assert script.stop() == 0
     assert not accepts_connections(script.api_port)
     assert redis_conn.ping()  # the external Redis is left running
+
+
+def test_training_workers_share_the_cores_for_blas_unless_told_otherwise():
+    cores = len(os.sched_getaffinity(0))
+    assert blas_threads({}, 1) == {"OPENBLAS_NUM_THREADS": str(cores)}
+    assert blas_threads({}, cores) == {"OPENBLAS_NUM_THREADS": "1"}
+    assert blas_threads({}, 4 * cores) == {"OPENBLAS_NUM_THREADS": "1"}
+    assert blas_threads({"OPENBLAS_NUM_THREADS": "3"}, 2) == {}
+    assert blas_threads({}, 0) == {}
