@@ -346,11 +346,26 @@ def count_crash(conn: redis.Redis, job_id: str) -> int:
 # -- the end of a job ----------------------------------------------------------------------
 
 
-def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
-    """Record a final status (``fields["status"]``) and tidy up (see ``tidy_ended_job``)."""
-    tenant = _tenant(conn, job_id)
-    meta = None
-    if fields["status"] == JobStatus.FINISHED and fields.get("model_id"):
+def finish_job(
+    conn,
+    job_id: str,
+    data_ttl_seconds: int,
+    *,
+    owner: str | None = None,
+    meta: dict | None = None,
+    **fields,
+) -> None:
+    """Record a final status (``fields["status"]``) and tidy up (see ``tidy_ended_job``).
+
+    Args:
+        owner: the job's tenant, when the caller knows it (else it is read).
+        meta: the ``ModelMeta`` of the model it made, when the caller has it (else it is read):
+            its final metrics go into the search indexes.
+    """
+    tenant = owner if owner is not None else _tenant(conn, job_id)
+    if fields["status"] != JobStatus.FINISHED or not fields.get("model_id"):
+        meta = None
+    elif meta is None:
         meta = load_model_meta(conn, fields["model_id"])
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, **fields)
@@ -358,7 +373,7 @@ def finish_job(conn, job_id: str, data_ttl_seconds: int, **fields) -> None:
     search.index_status(pipe, tenant, job_id, fields["status"], JobStatus)
     if meta is not None:
         search.index_metrics(pipe, tenant, job_id, meta)
-    _tidy(conn, pipe, job_id, data_ttl_seconds)
+    _tidy(conn, pipe, job_id, data_ttl_seconds, tenant)
     pipe.execute()
     _status_changed(conn, job_id, fields["status"])
 
@@ -385,8 +400,9 @@ def _tenant(conn, job_id: str) -> str:
     return json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
 
 
-def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int) -> None:
-    tenant = _tenant(conn, job_id)
+def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int, tenant: str | None = None) -> None:
+    if tenant is None:
+        tenant = _tenant(conn, job_id)
     pipe.srem(tenant_active_key(tenant), job_id)
     pipe.srem(ACTIVE_JOBS, job_id)
     pipe.delete(checkpoint_key(job_id), cancel_key(job_id))
@@ -445,6 +461,9 @@ def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus) -> None:
     from . import sweeps
     from .webhooks import job_event
 
-    job_event(conn, job_id, status)
-    if status in FINAL_STATUSES:
+    # One read tells whether either has anything to do: for most jobs, neither has.
+    callbacks, sweep_id = conn.hmget(job_key(job_id), "callbacks", "sweep_id")
+    if callbacks is not None:
+        job_event(conn, job_id, status)
+    if status in FINAL_STATUSES and sweep_id not in (None, b"null"):
         sweeps.trial_ended(conn, job_id)

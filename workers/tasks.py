@@ -215,9 +215,8 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         return _persist(
             settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FAILED, error)
         )
-    _persist(
-        settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FINISHED, model_id=job_id)
-    )
+    finished = {"model_id": job_id, "owner": tenant, "meta": meta}
+    _persist(settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FINISHED, **finished))
     log.info("job %s finished after %d epochs", job_id, info["epochs_run"])
     return {"model_id": job_id, "epochs_run": info["epochs_run"]}
 
