@@ -24,6 +24,11 @@ limiter = Limiter(
 )
 
 
+# /v1 predict and /v2 infer count against one per-tenant budget, RATE_LIMIT_PREDICT, in place
+# of RATE_LIMIT.
+predict_limit = limiter.shared_limit(lambda: current_app.config["RATE_LIMIT_PREDICT"], "predict")
+
+
 def init_app(app: Flask) -> None:
     # One connection for each thread: followers hold theirs while they wait in Redis.
     conn = store.connect(app.config["REDIS_URL"], max_connections=server_threads(app.config))

@@ -23,9 +23,9 @@ from werkzeug.exceptions import (
 
 from . import bodies, errors
 from .endpoints import big_body_hint, open_endpoint, raw_body
-from .extensions import redis_conn
-from .metrics import PREDICT_SECONDS
-from .models import load_model, overflow_message, predict_in_batches
+from .extensions import predict_limit, redis_conn
+from .models import load_model, overflow_message
+from .prediction import PREDICT_V2, predict_in_batches
 
 bp = Blueprint("inference", __name__, url_prefix="/v2")
 
@@ -147,6 +147,7 @@ class ModelReady(MethodView):
 @raw_body  # JSON, or a JSON header followed by binary tensors
 @big_body_hint(f"Send big batches as binary tensor data ({HEADER_LENGTH}), or in several requests.")
 class ModelInfer(MethodView):
+    @predict_limit
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
         model = find_model(model_id, version)
@@ -155,9 +156,8 @@ class ModelInfer(MethodView):
         header, tail = read_body()
         X = read_input(header, tail, model.n_inputs, config["PREDICT_MAX_ROWS"])
         binary = wants_binary_output(header)
-        with PREDICT_SECONDS.labels(api="v2").time():
-            outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"])
-        if not np.isfinite(outputs).all():
+        outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"], PREDICT_V2)
+        if outputs is None:
             raise UnprocessableEntity(overflow_message(model, f"The values of {INPUT!r}"))
         tensor = {"name": OUTPUT, "datatype": model_datatype(model), "shape": list(outputs.shape)}
         body = {"model_name": model_id, "model_version": VERSION}
