@@ -56,7 +56,7 @@ def from_env(env=os.environ) -> dict:
         # flask-limiter rate limits per API key (per client address when auth is off).
         "RATE_LIMIT": env.get("RATE_LIMIT", "6000/minute"),
         "RATE_LIMIT_SUBMIT": env.get("RATE_LIMIT_SUBMIT", "120/minute"),
-        # Predictions (/v1 predict and /v2 infer, one budget) per tenant, in place of RATE_LIMIT:
+        # Predictions (/v1 predict, /v2 infer) per tenant, in place of RATE_LIMIT:
         # 2,000/s, above the 1,000 to 1,200 single-row predictions/s that make bench-serve
         # measured from one 2-core host, so one tenant's limit is that host's capacity, not 100/s.
         "RATE_LIMIT_PREDICT": env.get("RATE_LIMIT_PREDICT", "120000/minute"),

@@ -16,11 +16,20 @@ View = TypeVar("View")
 OPEN = "_open_endpoint"
 RAW_BODY = "_raw_body"
 BIG_BODY_HINT = "_big_body_hint"
+PREDICTION = "_prediction"
 
 
 def open_endpoint(view: View) -> View:
     """Declare ``view`` reachable without an API key and exempt from the rate limit."""
     setattr(view, OPEN, True)
+    return view
+
+
+def prediction(view: View) -> View:
+    """Declare ``view`` a prediction: its requests count against RATE_LIMIT_PREDICT, not
+    RATE_LIMIT (a default limit chosen per request, not a flask-limiter decorator, which would
+    check every request a second time)."""
+    setattr(view, PREDICTION, True)
     return view
 
 
@@ -87,6 +96,11 @@ def current_view():
 def is_open() -> bool:
     """Whether the current request's view was declared ``@open_endpoint``."""
     return declares(current_view(), OPEN)
+
+
+def is_prediction() -> bool:
+    """Whether the current request's view was declared ``@prediction``."""
+    return declares(current_view(), PREDICTION)
 
 
 def takes_raw_body() -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.views import MethodView
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -22,8 +23,8 @@ from werkzeug.exceptions import (
 )
 
 from . import bodies, errors
-from .endpoints import big_body_hint, open_endpoint, raw_body
-from .extensions import predict_limit, redis_conn
+from .endpoints import big_body_hint, open_endpoint, prediction, raw_body
+from .extensions import redis_conn
 from .models import load_model, overflow_message
 from .prediction import PREDICT_V2, predict_in_batches
 
@@ -63,6 +64,8 @@ def protocol_error(error: HTTPException):
     data = getattr(error, "data", None) or {}  # flask_smorest.abort puts its message here
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
+    if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
+        headers["Retry-After"] = str(errors.retry_after_seconds())  # as /v1's 429 says it
     return jsonify(error=data.get("message") or error.description), error.code, headers
 
 
@@ -146,8 +149,8 @@ class ModelReady(MethodView):
 
 @raw_body  # JSON, or a JSON header followed by binary tensors
 @big_body_hint(f"Send big batches as binary tensor data ({HEADER_LENGTH}), or in several requests.")
+@prediction
 class ModelInfer(MethodView):
-    @predict_limit
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
         model = find_model(model_id, version)

@@ -12,9 +12,9 @@ import store
 from store import FINAL_STATUSES
 
 from .auth import PUBLIC, current_tenant
-from .endpoints import big_body_hint, doc_only
+from .endpoints import big_body_hint, doc_only, prediction
 from .errors import Blueprint
-from .extensions import model_cache, predict_limit, redis_conn
+from .extensions import model_cache, redis_conn
 from .onnx_export import UnsupportedActivation
 from .onnx_export import to_bytes as onnx_bytes
 from .prediction import outputs_response, predict_in_batches, read_inputs
@@ -171,7 +171,7 @@ class ModelOnnx(MethodView):
 @big_body_hint(
     "Send big batches as binary tensor data to POST /v2/models/{id}/infer, or in several requests."
 )
-@predict_limit
+@prediction
 def predict(model_id):
     """Outputs for a batch of inputs, and labels for classifiers."""
     model = load_model(model_id)
