@@ -1,17 +1,28 @@
 """``make bench-serve``: single-row predictions under load, against a bare route of the same
-server.
+server; and batches of 10,000 rows, against the engine's own predict.
 
 Starts an embedded Redis, a worker and gunicorn (the API's own config, ``WEB_CONCURRENCY``
-processes), trains a small model, then drives ``POST /v1/models/{id}/predict`` and
-``POST /bench/bare`` (the same requests, answered with a constant JSON) with wrk (Debian's
-package) for the same duration and connections.
-The last line is ``bench-serve: p50_ms=<x> p99_ms=<x> rps=<x> bare_rps=<x> ratio=<x>``.
+processes), trains a small model, then drives, with wrk (Debian's package), interleaved and
+``BENCH_REPEATS`` times:
+
+- ``POST /v1/models/{id}/predict`` with one row, one connection (latency) and
+  ``BENCH_CONNECTIONS`` (throughput), and ``POST /bench/bare`` (the same requests, answered with
+  a constant JSON) with as many: ``ratio`` is predict's rps over bare's;
+- ``BATCH_ROWS`` rows a request on one connection, as JSON to ``/v1/.../predict`` and as binary
+  tensor data (FP64 in, FP64 out) to ``/v2/models/{id}/infer``, as rows per second over those of
+  ``Model.predict`` on the same rows in this process (one caller either way), timed between the
+  two: ``batch_json_ratio`` and ``batch_binary_ratio``.
+
+Each figure is the median over the repeats, printed with its min-max spread (the machine may be
+shared: a single run says little). The last line is ``bench-serve: p50_ms=<x> p99_ms=<x>
+rps=<x> bare_rps=<x> ratio=<x> batch_binary_ratio=<x> batch_json_ratio=<x>``.
 """
 
 import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,8 +31,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import requests
 
+from backprop import Trainer
 from devtools import embedded_redis
 from devtools.probes import answers_ok, free_port
 from devtools.processes import stop_all, wait_until
@@ -57,6 +70,16 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"inputs": [[0.1, 0.2, 0.3, 0.4]]}'
 """
 UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+BATCH_ROWS = 10_000
+HEADER_LENGTH = "Inference-Header-Content-Length"
+BODY_FILE_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+{extra}
+local f = assert(io.open("{path}", "rb"))
+wrk.body = f:read("*a")
+f:close()
+"""
 
 
 def wrk(url: str, connections: str, script: Path | None = None) -> dict:
@@ -87,6 +110,7 @@ def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]
         "REDIS_URL": embedded_redis.url(redis_port),
         "PORT": str(port),
         "RATE_LIMIT": "100000000/minute",
+        "RATE_LIMIT_PREDICT": "100000000/minute",
         **extra_env,
     }
     processes = []
@@ -152,31 +176,139 @@ def warm_predict_stack(bench: str):
         yield base, predict, script
 
 
+def batch_rows(n_inputs: int) -> np.ndarray:
+    """``BATCH_ROWS`` rows of inputs, the same every run."""
+    return np.random.default_rng(0).uniform(0, 1, (BATCH_ROWS, n_inputs))
+
+
+def batch_scripts(directory: Path, X: np.ndarray) -> dict[str, Path]:
+    """wrk scripts posting ``X`` as /v1 JSON (``json``) and as /v2 binary tensors (``binary``)."""
+    raw = X.astype("<f8").tobytes()
+    header = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(X.shape),
+                "datatype": "FP64",
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
+        "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
+    }
+    head = json.dumps(header).encode()
+    bodies = {
+        "json": (json.dumps({"inputs": X.tolist()}).encode(), "application/json", ""),
+        "binary": (
+            head + raw,
+            "application/octet-stream",
+            f'wrk.headers["{HEADER_LENGTH}"] = "{len(head)}"',
+        ),
+    }
+    scripts = {}
+    for kind, (body, content_type, extra) in bodies.items():
+        data = directory / f"{kind}.body"
+        data.write_bytes(body)
+        scripts[kind] = directory / f"{kind}.lua"
+        scripts[kind].write_text(
+            BODY_FILE_LUA.format(content_type=content_type, extra=extra, path=data)
+        )
+    return scripts
+
+
+def engine_rows_per_second(model, X: np.ndarray) -> float:
+    """Rows per second of ``model.predict(X)`` in this process: the median of 20 calls."""
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        model.predict(X)
+        times.append(time.perf_counter() - start)
+    return len(X) / statistics.median(times)
+
+
+def check_batches(base: str, model_id: str, scripts: dict[str, Path], expected) -> None:
+    """Each batch request answers 200 with the engine's outputs, before anything is timed."""
+    json_body = scripts["json"].with_suffix(".body").read_bytes()
+    answer = requests.post(
+        predict_url(base, model_id),
+        data=json_body,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    np.testing.assert_allclose(answer.json()["outputs"], expected, rtol=1e-12)
+    lua = scripts["binary"].read_text()
+    head_length = int(re.search(rf'"{HEADER_LENGTH}"\] = "(\d+)"', lua).group(1))
+    answer = requests.post(
+        f"{base}/v2/models/{model_id}/infer",
+        data=scripts["binary"].with_suffix(".body").read_bytes(),
+        headers={"Content-Type": "application/octet-stream", HEADER_LENGTH: str(head_length)},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    n = int(answer.headers[HEADER_LENGTH])
+    outputs = np.frombuffer(answer.content[n:], "<f8").reshape(expected.shape)
+    np.testing.assert_array_equal(outputs, expected)
+
+
+def spread(values: list[float], digits: int) -> str:
+    """``median (min-max)`` of ``values``."""
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
+    )
+
+
 def main() -> None:
+    # The model the worker trains, trained here too (training is deterministic): the engine's
+    # own predict is timed on it.
+    data = MODEL_JOB["data"]
+    trainer = Trainer({k: v for k, v in MODEL_JOB.items() if k != "data"}, data["X"], data["y"])
+    trainer.fit()
+    model = trainer.model()
+    X = batch_rows(model.n_inputs)
     with warm_predict_stack("bench-serve") as (base, predict, script):
-        runs = {"latency": [], "predict": [], "bare": []}
+        model_id = predict.rsplit("/", 2)[-2]
+        scripts = batch_scripts(script.parent, X)
+        check_batches(base, model_id, scripts, model.predict(X))
+        infer = f"{base}/v2/models/{model_id}/infer"
+        kinds = ("latency", "predict", "bare", "batch_json", "batch_binary")
+        runs = {kind: [] for kind in kinds}
+        ratios = {"ratio": [], "batch_json_ratio": [], "batch_binary_ratio": []}
         for _ in range(REPEATS):
             runs["latency"].append(wrk(predict, LATENCY_CONNECTIONS, script))
             runs["predict"].append(wrk(predict, LOAD_CONNECTIONS, script))
             # The same load: the same POST with the same body, answered with a constant.
             runs["bare"].append(wrk(f"{base}/bench/bare", LOAD_CONNECTIONS, script))
+            ratios["ratio"].append(runs["predict"][-1]["rps"] / runs["bare"][-1]["rps"])
+            for kind, url in (("batch_json", predict), ("batch_binary", infer)):
+                engine = engine_rows_per_second(model, X)
+                runs[kind].append(wrk(url, LATENCY_CONNECTIONS, scripts[kind.split("_")[1]]))
+                engine = (engine + engine_rows_per_second(model, X)) / 2
+                ratios[f"{kind}_ratio"].append(runs[kind][-1]["rps"] * BATCH_ROWS / engine)
         for kind, results in runs.items():
             print(
-                f"{kind:8s} runs: "
+                f"{kind:12s} runs: "
                 + "; ".join(f"{r['rps']:.0f} rps p50 {r['p50_ms']}ms" for r in results)
             )
-        latency = min(runs["latency"], key=lambda r: r["p50_ms"])
-        served = max(runs["predict"], key=lambda r: r["rps"])
-        bare = max(runs["bare"], key=lambda r: r["rps"])
         workers = os.environ.get("WEB_CONCURRENCY", "2")
-        print(f"gunicorn workers={workers}, wrk {DURATION} per run, best of {REPEATS}")
-        print(f"predict, {LATENCY_CONNECTIONS} connection:  {latency}")
-        print(f"predict, {LOAD_CONNECTIONS} connections: {served}")
-        print(f"bare,    {LOAD_CONNECTIONS} connections: {bare}")
         print(
-            f"bench-serve: p50_ms={latency['p50_ms']:.3f} p99_ms={latency['p99_ms']:.3f} "
-            f"rps={served['rps']:.0f} bare_rps={bare['rps']:.0f} "
-            f"ratio={served['rps'] / bare['rps']:.2f}"
+            f"gunicorn workers={workers}, wrk {DURATION} per run, {REPEATS} interleaved "
+            "repeats: medians (min-max)"
+        )
+        for name, values in ratios.items():
+            print(f"{name}: {spread(values, 3)}")
+        p50 = [r["p50_ms"] for r in runs["latency"]]
+        p99 = [r["p99_ms"] for r in runs["latency"]]
+        rps = [r["rps"] for r in runs["predict"]]
+        bare = [r["rps"] for r in runs["bare"]]
+        print(f"p50_ms {spread(p50, 3)}, p99_ms {spread(p99, 3)}")
+        print(f"rps {spread(rps, 0)}, bare_rps {spread(bare, 0)}")
+        m = statistics.median
+        print(
+            f"bench-serve: p50_ms={m(p50):.3f} p99_ms={m(p99):.3f} rps={m(rps):.0f} "
+            f"bare_rps={m(bare):.0f} ratio={m(ratios['ratio']):.2f} "
+            f"batch_binary_ratio={m(ratios['batch_binary_ratio']):.2f} "
+            f"batch_json_ratio={m(ratios['batch_json_ratio']):.2f}"
         )
 
 

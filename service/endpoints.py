@@ -16,12 +16,36 @@ View = TypeVar("View")
 OPEN = "_open_endpoint"
 RAW_BODY = "_raw_body"
 BIG_BODY_HINT = "_big_body_hint"
+PREDICTION = "_prediction"
 
 
 def open_endpoint(view: View) -> View:
     """Declare ``view`` reachable without an API key and exempt from the rate limit."""
     setattr(view, OPEN, True)
     return view
+
+
+def prediction(view: View) -> View:
+    """Declare ``view`` a prediction: its requests count against RATE_LIMIT_PREDICT, not
+    RATE_LIMIT (a default limit chosen per request, not a flask-limiter decorator, which would
+    check every request a second time)."""
+    setattr(view, PREDICTION, True)
+    return view
+
+
+def doc_only(*decorators):
+    """Apply flask-smorest's documentation decorators (``blp.doc``, ``blp.alt_response``) for
+    their OpenAPI entries only: the view keeps no wrapper of theirs, each of which would cost
+    every request a call through ``ensure_sync``."""
+
+    def apply(view: View) -> View:
+        documented = view
+        for decorator in reversed(decorators):
+            documented = decorator(documented)
+        view._apidoc = documented._apidoc
+        return view
+
+    return apply
 
 
 def raw_body(view: View) -> View:
@@ -72,6 +96,11 @@ def current_view():
 def is_open() -> bool:
     """Whether the current request's view was declared ``@open_endpoint``."""
     return declares(current_view(), OPEN)
+
+
+def is_prediction() -> bool:
+    """Whether the current request's view was declared ``@prediction``."""
+    return declares(current_view(), PREDICTION)
 
 
 def takes_raw_body() -> bool:

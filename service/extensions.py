@@ -16,10 +16,16 @@ def rate_limit_key() -> str:
     return f"tenant:{tenant.name}" if tenant else f"addr:{request.remote_addr}"
 
 
+def default_limit() -> str:
+    """RATE_LIMIT, or RATE_LIMIT_PREDICT for a view declared ``@prediction``."""
+    name = "RATE_LIMIT_PREDICT" if endpoints.is_prediction() else "RATE_LIMIT"
+    return current_app.config[name]
+
+
 # One limiter for the process; its limits are read from the serving app's config per request.
 limiter = Limiter(
     key_func=rate_limit_key,
-    default_limits=[lambda: current_app.config["RATE_LIMIT"]],
+    default_limits=[default_limit],
     default_limits_exempt_when=endpoints.is_open,
 )
 

@@ -12,6 +12,7 @@ import numpy as np
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.views import MethodView
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -22,10 +23,10 @@ from werkzeug.exceptions import (
 )
 
 from . import bodies, errors
-from .endpoints import big_body_hint, open_endpoint, raw_body
+from .endpoints import big_body_hint, open_endpoint, prediction, raw_body
 from .extensions import redis_conn
-from .metrics import PREDICT_SECONDS
-from .models import load_model, overflow_message, predict_in_batches
+from .models import load_model, overflow_message
+from .prediction import PREDICT_V2, predict_in_batches
 
 bp = Blueprint("inference", __name__, url_prefix="/v2")
 
@@ -63,6 +64,8 @@ def protocol_error(error: HTTPException):
     data = getattr(error, "data", None) or {}  # flask_smorest.abort puts its message here
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
+    if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
+        headers["Retry-After"] = str(errors.retry_after_seconds())  # as /v1's 429 says it
     return jsonify(error=data.get("message") or error.description), error.code, headers
 
 
@@ -146,6 +149,7 @@ class ModelReady(MethodView):
 
 @raw_body  # JSON, or a JSON header followed by binary tensors
 @big_body_hint(f"Send big batches as binary tensor data ({HEADER_LENGTH}), or in several requests.")
+@prediction
 class ModelInfer(MethodView):
     def post(self, model_id, version=None):
         """Outputs for one ``input`` tensor, as JSON data or binary tensor data."""
@@ -155,9 +159,8 @@ class ModelInfer(MethodView):
         header, tail = read_body()
         X = read_input(header, tail, model.n_inputs, config["PREDICT_MAX_ROWS"])
         binary = wants_binary_output(header)
-        with PREDICT_SECONDS.labels(api="v2").time():
-            outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"])
-        if not np.isfinite(outputs).all():
+        outputs = predict_in_batches(model, X, config["PREDICT_BATCH_ROWS"], PREDICT_V2)
+        if outputs is None:
             raise UnprocessableEntity(overflow_message(model, f"The values of {INPUT!r}"))
         tensor = {"name": OUTPUT, "datatype": model_datatype(model), "shape": list(outputs.shape)}
         body = {"model_name": model_id, "model_version": VERSION}

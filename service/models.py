@@ -3,23 +3,22 @@
 import io
 
 import numpy as np
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 import store
 from store import FINAL_STATUSES
 
 from .aliases import delete_unless_aliased, model_id_of
 from .auth import PUBLIC, current_tenant
-from .endpoints import big_body_hint
+from .endpoints import big_body_hint, doc_only, prediction
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
-from .fields import Matrix
-from .metrics import PREDICT_SECONDS
 from .onnx_export import UnsupportedActivation
 from .onnx_export import to_bytes as onnx_bytes
+from .prediction import outputs_response, predict_in_batches, read_inputs
 from .schemas import LayerWeightsSchema, ModelSchema, PredictResponseSchema
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Trained models")
@@ -156,80 +155,47 @@ class ModelOnnx(MethodView):
 
 
 # The hot path of other services' requests, so a plain function view whose body is parsed by
-# hand (read_inputs), not a MethodView with @blp.arguments/@blp.response: that machinery costs
-# more than the forward pass. The documentation is what those decorators would have written.
+# hand (service/prediction.py), not a MethodView with @blp.arguments/@blp.response: that
+# machinery costs more than the forward pass. The documentation is what those decorators would
+# have written.
 @blp.route("/<mref:model_id>/predict", methods=["POST"])
-@blp.doc(
-    requestBody={
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
-        },
-    }
+@doc_only(
+    blp.doc(
+        requestBody={
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            },
+        }
+    ),
+    blp.alt_response(200, schema=PredictResponseSchema, success=True),
+    blp.alt_response(
+        422,
+        description="Bad inputs: wrong width, not finite, empty, too many rows, or so large "
+        "that the outputs overflow.",
+    ),
+    blp.alt_response(413, description="A body larger than MAX_JSON_BODY_BYTES."),
 )
-@blp.alt_response(200, schema=PredictResponseSchema, success=True)
-@blp.alt_response(
-    422,
-    description="Bad inputs: wrong width, not finite, empty, too many rows, or so large "
-    "that the outputs overflow.",
-)
-@blp.alt_response(413, description="A body larger than MAX_JSON_BODY_BYTES.")
 @big_body_hint(
     "Send big batches as binary tensor data to POST /v2/models/{id}/infer, or in several requests."
 )
+@prediction
 def predict(model_id):
     """Outputs for a batch of inputs, and labels for classifiers."""
     model = load_model(model_id)
-    inputs = read_inputs(current_app.config["PREDICT_MAX_ROWS"])
+    config = current_app.config
+    inputs = read_inputs(config["PREDICT_MAX_ROWS"])
     if inputs.shape[1] != model.n_inputs:
         abort(
             422,
             message=f"inputs has {inputs.shape[1]} columns; the model takes {model.n_inputs}.",
             errors={"inputs": [f"Must have {model.n_inputs} columns."]},
         )
-    with PREDICT_SECONDS.labels(api="v1").time():
-        outputs = predict_in_batches(model, inputs, current_app.config["PREDICT_BATCH_ROWS"])
-    if not np.isfinite(outputs).all():
+    outputs = predict_in_batches(model, inputs, config["PREDICT_BATCH_ROWS"])
+    if outputs is None:
         message = overflow_message(model, "inputs")
         abort(422, message=message, errors={"inputs": [message]})
-    body = {"outputs": outputs.tolist()}
-    labels = model.labels_from(outputs)
-    if labels is not None:
-        body["labels"] = labels.tolist()
-    return jsonify(body)
-
-
-INPUTS = Matrix()
-
-
-def read_inputs(max_rows: int):
-    """The request's ``{"inputs": [[...]]}`` as a float64 array, or a 400/422 naming the field."""
-    try:
-        body = request.get_json()
-    except RecursionError:
-        abort(400, message="The JSON body is nested too deeply.")
-    if not isinstance(body, dict):
-        abort(422, errors={"body": ["Must be an object with inputs."]})
-    unknown = sorted(set(body) - {"inputs"})
-    if unknown:
-        abort(422, errors={key: ["Unknown field."] for key in unknown})
-    if "inputs" not in body:
-        abort(422, errors={"inputs": ["Missing data for required field."]})
-    rows = body["inputs"]
-    if isinstance(rows, list) and len(rows) > max_rows:
-        abort(422, errors={"inputs": [f"Too many rows: {len(rows)} > {max_rows}."]})
-    try:
-        return INPUTS.deserialize(rows)
-    except ValidationError as exc:
-        abort(422, errors={"inputs": exc.messages})
-
-
-def predict_in_batches(model, inputs, batch_rows: int):
-    """The model's outputs, computed ``batch_rows`` rows at a time to bound the memory used."""
-    if len(inputs) <= batch_rows:
-        return model.predict(inputs)
-    parts = [model.predict(inputs[i : i + batch_rows]) for i in range(0, len(inputs), batch_rows)]
-    return np.concatenate(parts)
+    return outputs_response(model, outputs)
 
 
 def overflow_message(model, subject: str) -> str:

@@ -714,7 +714,7 @@ class LayerWeightsSchema(Schema):
 
 
 class PredictRequestSchema(Schema):
-    # Documentation only: the view reads its body by hand (service.models.read_inputs).
+    # Documentation only: the view reads its body by hand (service.prediction.read_inputs).
     inputs = Matrix(
         required=True,
         metadata={
