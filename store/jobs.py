@@ -12,7 +12,7 @@ from typing import TypedDict
 
 import redis
 
-from . import events, labels, search
+from . import events, labels, paging, search
 from .codecs import array_from_bytes, array_to_bytes, iso_from_timestamp, now_iso
 from .config import SharedConfig
 from .connection import eval_script
@@ -251,20 +251,7 @@ def list_jobs(
         KeyError: the cursor names no job in the listing.
     """
     index = JOBS_INDEX if tenant is None else tenant_jobs_key(tenant)
-    start = 0
-    if cursor is not None:
-        rank = conn.zrevrank(index, cursor)
-        if rank is None:
-            raise KeyError(cursor)
-        start = rank + 1
-    ids = [i.decode() for i in conn.zrevrange(index, start, start + limit)]
-    more = len(ids) > limit
-    ids = ids[:limit]
-    pipe = conn.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hgetall(job_key(job_id))
-    records = [{k.decode(): json.loads(v) for k, v in raw.items()} for raw in pipe.execute() if raw]
-    return records, (ids[-1] if more and ids else None)
+    return paging.newest_first(conn, index, job_key, limit, cursor)
 
 
 def load_spec(conn: redis.Redis, job_id: str) -> dict:

@@ -25,7 +25,7 @@ from typing import TypedDict
 import numpy as np
 import redis
 
-from . import queue
+from . import paging, queue
 from .codecs import ROW_BYTES
 from .connection import eval_script
 from .coordination import request_cancel
@@ -127,20 +127,7 @@ def list_sweeps(
         KeyError: the cursor names none of the tenant's sweeps.
     """
     index = tenant_sweeps_key(tenant)
-    start = 0
-    if cursor is not None:
-        rank = conn.zrevrank(index, cursor)
-        if rank is None:
-            raise KeyError(cursor)
-        start = rank + 1
-    ids = [i.decode() for i in conn.zrevrange(index, start, start + limit)]
-    more = len(ids) > limit
-    ids = ids[:limit]
-    pipe = conn.pipeline(transaction=False)
-    for sweep_id in ids:
-        pipe.hgetall(sweep_key(sweep_id))
-    records = [{k.decode(): json.loads(v) for k, v in raw.items()} for raw in pipe.execute() if raw]
-    return records, (ids[-1] if more and ids else None)
+    return paging.newest_first(conn, index, sweep_key, limit, cursor)
 
 
 # -- the hand-over from an ended trial to the next ----------------------------------------
