@@ -333,6 +333,11 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
             if not np.isfinite(stored).all():
                 raise _NotFast
         del table
+    return _finish(X, y, max_bytes)
+
+
+def _finish(X: "_Rows", y: "_Rows", max_bytes: int | None):
+    """X and y as parsed, once the last row is in; both parsers end here."""
     if X.n == 0:
         raise DatasetError("body", "The CSV has a header but no rows.")
     X_out, y_out = X.finish(), y.finish()
@@ -445,12 +450,7 @@ def _read_rows(reader, lines: _Lines, targets, dtype: np.dtype, max_bytes, max_c
         if len(rows) == BLOCK_ROWS:
             flush()
     flush()
-    if X.n == 0:
-        raise DatasetError("body", "The CSV has a header but no rows.")
-    X_out, y_out = X.finish(), y.finish()
-    if max_bytes is not None and X_out.nbytes + y_out.nbytes > max_bytes:
-        raise DatasetTooLarge(max_bytes)
-    return X_out, y_out
+    return _finish(X, y, max_bytes)
 
 
 def _cast(values, dtype: np.dtype) -> np.ndarray:
