@@ -299,10 +299,6 @@
       el("p", { class: "notice", text: "Normalised, without the data and initial weights." }),
       specEl,
     );
-    // Written as text: a spec, a name or a tag is never parsed as HTML.
-    api("/v1/jobs/" + jobId + "/spec")
-      .then((spec) => { specEl.textContent = JSON.stringify(spec, null, 2); })
-      .catch((err) => specEl.replaceChildren(failure(err)));
     const chart = makeChart(chartBox);
     cleanup.push(() => chart.destroy());
     let record = null;
@@ -366,6 +362,11 @@
         show(el("h1", null, "Job ", el("code", { text: jobId })), failure(err));
         return;
       }
+      // Once the job is known to be there: a job that is not has one "not found", not two.
+      // Written as text: a spec, a name or a tag is never parsed as HTML.
+      api("/v1/jobs/" + jobId + "/spec")
+        .then((spec) => { specEl.textContent = JSON.stringify(spec, null, 2); })
+        .catch((err) => specEl.replaceChildren(failure(err)));
       if (FINAL.includes(record.status)) {
         await loadHistory().catch((err) => message.replaceChildren(failure(err)));
         return;
