@@ -103,9 +103,22 @@ class RestartPolicy:
         return min(self.max_delay, self.first_delay * 2 ** (len(self.exits) - 1))
 
 
+# The supervisor's own lines and every relay thread's share stdout: one line is one write,
+# under this lock, so two lines never run into one (print() writes the text and its newline
+# apart, and another thread's line could land between them).
+_STDOUT = threading.Lock()
+
+
+def emit(line: str) -> None:
+    """Write one whole line to stdout."""
+    with _STDOUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def log(message: str) -> None:
     """Print a line of the supervisor's own."""
-    print(render("run", message), flush=True)
+    emit(render("run", message))
 
 
 def render(source: str, text: str) -> str:
@@ -194,8 +207,7 @@ def local(command: Sequence[str]) -> list[str]:
 def relay(name: str, stream: IO[bytes]) -> None:
     """Copy a child's output to stdout line by line, each line marked with its name."""
     for line in stream:
-        sys.stdout.write(render(name, line.decode(errors="replace").rstrip("\n")) + "\n")
-        sys.stdout.flush()
+        emit(render(name, line.decode(errors="replace").rstrip("\n")))
 
 
 def start_redis(env: dict[str, str]) -> tuple[Child, str]:
