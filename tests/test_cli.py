@@ -81,6 +81,18 @@ def test_jobs_ls_is_a_table_filtered_by_status(live_server, tmp_path):
     assert cli(live_server, "jobs", "ls", "--status", "finished").stdout.splitlines()[1:] == []
 
 
+def test_output_into_a_pipe_closed_early_stops_quietly(live_server, tmp_path):
+    """``backprop jobs ls | head -1``: a reader that has gone is no error to print."""
+    cli(live_server, "submit", job_file(tmp_path, LONG_JOB))
+    command = [sys.executable, "-m", "backprop_client", "jobs", "ls"]
+    env = environment(live_server)
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        p.stdout.close()  # before the CLI writes a line
+        stderr = p.stderr.read().decode()
+        assert p.wait(timeout=DEADLINE) == 141, stderr
+    assert stderr == ""
+
+
 def test_jobs_ls_passes_status_and_tags_to_the_server(live_server, tmp_path):
     tagged = {}
     for name, tags in (("first", ["a", "b"]), ("second", ["a"]), ("third", ["b"])):

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a failed or canceled job (or a sweep canceled or without a best
 trial), or any error from the service or the network; 2 bad usage or a request the service
-refused as invalid (400/413/415/422); 130 interrupted (Ctrl-C). Errors print the server's
+refused as invalid (400/413/415/422); 130 interrupted (Ctrl-C); 141 the reader of the output
+went away (``| head``), quietly. Errors print the server's
 message and field errors, no traceback.
 """
 
@@ -20,6 +21,7 @@ import requests
 
 from backprop_client import cli_experiments
 from backprop_client.cli_support import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -37,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         client = Client(args.url, args.api_key)
-        return args.run(client, args)
+        code = args.run(client, args)
+        sys.stdout.flush()  # a reader that went away shows here, inside the try
+        return code
+    except BrokenPipeError:
+        # Quietly, as Unix tools stop; stdout goes nowhere so that the exit flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except ValidationError as error:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130  # see the CLI's docstring
+# The reader of our output went away (`| head`): what a Unix tool killed by SIGPIPE exits with.
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):
