@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,10 +100,24 @@ def wrk(url: str, connections: str, script: Path | None = None) -> dict:
     return {"p50_ms": percentile("50"), "p99_ms": percentile("99"), "rps": rps}
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A running stack: the API's base URL and the environment its processes got."""
+
+    base: str
+    env: dict
+
+
 @contextmanager
-def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]:
-    """An embedded Redis, one worker and gunicorn (the API's own config, ``WEB_CONCURRENCY``
-    processes) serving ``app``; yields the API's base URL and stops them all afterwards."""
+def running_stack(
+    app: str = "bench.serve_app:app",
+    workers: int = 1,
+    redis_args: tuple[str, ...] = ("--save", ""),
+    **extra_env: str,
+) -> Iterator[Stack]:
+    """An embedded Redis (started with ``redis_args``), ``workers`` training workers and
+    gunicorn (the API's own config, ``WEB_CONCURRENCY`` processes) serving ``app``; stops them
+    all afterwards."""
     data = Path(tempfile.mkdtemp(prefix="bench-"))
     redis_port, port = free_port(), free_port()
     env = {
@@ -115,10 +130,14 @@ def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]
     }
     processes = []
     try:
-        redis = subprocess.Popen(embedded_redis.command(redis_port, data, ("--save", "")))
+        redis = subprocess.Popen(
+            embedded_redis.command(redis_port, data, redis_args), stdout=subprocess.DEVNULL
+        )
         processes.append(redis)
         embedded_redis.wait_until_ready(redis, redis_port)
-        processes.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env))
+        for _ in range(workers):
+            worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env)
+            processes.append(worker)
         api = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", app],
             cwd=ROOT,
@@ -129,10 +148,17 @@ def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]
         processes.append(api)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_ok(f"{base}/healthz"), 30, api, "gunicorn")
-        yield base
+        yield Stack(base, env)
     finally:
         stop_all(processes[::-1], 10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@contextmanager
+def serving(app: str = "bench.serve_app:app", **extra_env: str) -> Iterator[str]:
+    """``running_stack`` with one worker; yields the API's base URL."""
+    with running_stack(app, **extra_env) as stack:
+        yield stack.base
 
 
 def train_model(base: str) -> str:

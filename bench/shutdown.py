@@ -10,12 +10,10 @@ longest exit and the epoch time (the stop waits for the epoch under way to end).
 """
 
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +21,7 @@ import numpy as np
 import redis
 import requests
 
-from devtools import embedded_redis
-from devtools.probes import answers_ok, free_port
+from bench.serve import running_stack
 from devtools.processes import stop_all, wait_until
 from store.keys import checkpoint_key
 from store.queue import QUEUE_NAME
@@ -122,46 +119,17 @@ def _epoch(base: str, job_id: str) -> int:
 
 
 def main() -> None:
-    data = Path(tempfile.mkdtemp(prefix="bench-shutdown-"))
-    redis_port, port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": embedded_redis.url(redis_port),
-        "PORT": str(port),
-        "MAX_JSON_BODY_BYTES": str(64 * 2**20),
-    }
-    processes = []
-    try:
-        server = subprocess.Popen(
-            embedded_redis.command(redis_port, data, ("--appendonly", "yes", "--save", "")),
-            stdout=subprocess.DEVNULL,
-        )
-        processes.append(server)
-        embedded_redis.wait_until_ready(server, redis_port)
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "service/gunicorn_conf.py",
-                "service.wsgi:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(api)
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers_ok(f"{base}/healthz"), 30, api, "gunicorn")
+    # Durable like the deployed Redis: a checkpoint is an AOF write too. Workers are started by
+    # each round, not by the stack.
+    durable = ("--appendonly", "yes", "--save", "")
+    with running_stack(
+        "service.wsgi:app", workers=0, redis_args=durable, MAX_JSON_BODY_BYTES=str(64 * 2**20)
+    ) as stack:
+        base, env = stack.base, stack.env
         conn = redis.Redis.from_url(env["REDIS_URL"])
         for name, job in JOBS.items():
             if ONLY in name:
                 measure(base, conn, env, name, job)
-    finally:
-        stop_all(processes[::-1], 10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
