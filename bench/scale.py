@@ -62,52 +62,38 @@ RAISED = {
 RUN_DEADLINE_SECONDS = 1800
 
 
-def small_job(i: int) -> dict:
-    """Job ``i`` of the batch: a 10-16-1 classifier on its own 200 rows."""
-    rng = np.random.default_rng(i)
-    X = rng.standard_normal((SMALL_ROWS, 10))
-    y = (X @ rng.standard_normal(10) > 0).astype(float)[:, None]
+def classifier_job(
+    seed: int, rows: int, inputs: int, hidden: list[int], activation: str, epochs: int, **training
+) -> dict:
+    """A binary classifier of ``inputs``-``hidden``-1 on ``rows`` rows of its own (a linear
+    boundary), trained with Adam at 0.01; ``training`` adds to or overrides its settings."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, inputs))
+    y = (X @ rng.standard_normal(inputs) > 0).astype(float)[:, None]
+    layers = [{"units": units, "activation": activation} for units in hidden]
     return {
-        "network": {
-            "layers": [
-                {"units": 16, "activation": "tanh"},
-                {"units": 1, "activation": "sigmoid"},
-            ],
-            "seed": i,
-        },
+        "network": {"layers": [*layers, {"units": 1, "activation": "sigmoid"}], "seed": seed},
         "training": {
             "loss": "binary_crossentropy",
             "optimizer": {"name": "adam", "learning_rate": 0.01},
-            "epochs": SMALL_EPOCHS,
+            "epochs": epochs,
+            **training,
         },
         "data": {"X": X.tolist(), "y": y.tolist()},
     }
+
+
+def small_job(i: int) -> dict:
+    """Job ``i`` of the batch: a 10-16-1 classifier on its own 200 rows."""
+    return classifier_job(i, SMALL_ROWS, 10, [16], "tanh", SMALL_EPOCHS)
 
 
 def typical_job(i: int) -> dict:
     """A typical job for sizing: 1,000 rows of 20 inputs, 32-16-1, 500 full-batch epochs, a
     20 % validation split (history: loss, accuracy and their val_ twins)."""
-    rng = np.random.default_rng(10_000 + i)
-    X = rng.standard_normal((1000, 20))
-    y = (X @ rng.standard_normal(20) > 0).astype(float)[:, None]
-    return {
-        "network": {
-            "layers": [
-                {"units": 32, "activation": "relu"},
-                {"units": 16, "activation": "relu"},
-                {"units": 1, "activation": "sigmoid"},
-            ],
-            "seed": i,
-        },
-        "training": {
-            "loss": "binary_crossentropy",
-            "optimizer": {"name": "adam", "learning_rate": 0.01},
-            "epochs": 500,
-            "batch_size": None,
-            "validation": {"fraction": 0.2},
-        },
-        "data": {"X": X.tolist(), "y": y.tolist()},
-    }
+    return classifier_job(
+        10_000 + i, 1000, 20, [32, 16], "relu", 500, batch_size=None, validation={"fraction": 0.2}
+    )
 
 
 # -- 1. the reaper ---------------------------------------------------------------------------
