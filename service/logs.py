@@ -15,6 +15,8 @@ from gunicorn import glogging
 
 from store import logs
 
+from .ids import is_id
+
 HEADER = "X-Request-ID"
 VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ACCESS_FIELDS = "backprop.log_fields"
@@ -33,9 +35,11 @@ def request_id() -> str:
 
 
 def job_id_of_request() -> str | None:
-    """The job id the request's URL names, if any."""
+    """The job id the request's URL names, if any (a model's id is its job's; an alias is
+    neither, and is left out)."""
     args = request.view_args or {}
-    return next((args[name] for name in JOB_ID_ARGS if name in args), None)
+    value = next((args[name] for name in JOB_ID_ARGS if name in args), None)
+    return value if value is not None and is_id(value) else None
 
 
 def init_app(app: Flask) -> None:
@@ -44,12 +48,14 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def bind_ids():
-        g.log_token = logs.bind(request_id=request_id(), job_id=job_id_of_request())
+        g.job_id = job_id_of_request()
+        g.log_token = logs.bind(request_id=request_id(), job_id=g.job_id)
 
     @app.after_request
     def echo_id(response: Response) -> Response:
         response.headers[HEADER] = request_id()
-        fields = {"request_id": request_id(), "job_id": job_id_of_request()}
+        # A request refused before its view (404, 405) has none bound.
+        fields = {"request_id": request_id(), "job_id": g.get("job_id")}
         if request.url_rule is not None:
             fields["route"] = request.url_rule.rule
         request.environ[ACCESS_FIELDS] = {k: v for k, v in fields.items() if v is not None}
