@@ -44,11 +44,12 @@ class EpochMetrics:
         elif self.kind == "binary":
             self._hits += np.count_nonzero((P >= 0.5) == (Y >= 0.5)) / k
         else:
-            diff = self._scratch.get(P.shape)
-            if diff is None:
-                diff = self._scratch[P.shape] = np.empty((1, *P.shape), P.dtype)
+            buffers = self._scratch.get(P.shape)
+            if buffers is None:
+                buffers = self._scratch[P.shape] = np.empty((2, 1, *P.shape), P.dtype)
+            diff, squares = buffers
             np.subtract(P, Y, out=diff[0])
-            sq, absolute = regression_sums(diff)
+            sq, absolute = regression_sums(diff, squares)
             self._sq = self._sq + (float(sq[0]) if k == 1 else sq[0])
             self._abs += float(absolute[0]) / k
 
@@ -107,12 +108,14 @@ def higher_is_better(metric: str) -> bool:
     return metric.removeprefix("val_") in ("accuracy", "r2")
 
 
-def regression_sums(diff):
+def regression_sums(diff, squares=None):
     """Per-epoch sums of squared errors and of absolute errors.
 
     Args:
         diff: ndarray of shape (n_epochs, n_samples, n_outputs), predictions minus targets; its
             contents are overwritten.
+        squares: scratch of diff's shape for the squares (a new array when None): per batch,
+            ``EpochMetrics.update`` passes its own, so nothing is allocated.
 
     Returns:
         ``(sq, abs)``: sq of shape (n_epochs,) for one output, else (n_epochs, n_outputs)
@@ -120,7 +123,7 @@ def regression_sums(diff):
         reductions of that row alone, so one epoch gives the same bits alone or in a block.
     """
     m, n, k = diff.shape
-    squares = diff * diff
+    squares = np.multiply(diff, diff, out=squares)
     sq = np.add.reduce(squares.reshape(m, n), axis=1) if k == 1 else np.add.reduce(squares, axis=1)
     flat = diff.reshape(m, n * k)
     return sq, np.add.reduce(np.abs(flat, out=flat), axis=1)

@@ -297,13 +297,14 @@ if not started or started == 'null' then redis.call('HSET', KEYS[1], 'started_at
 )
 
 
-def start_attempt(conn: redis.Redis, job_id: str) -> int:
-    """Mark a queued (or orphaned started) job started, atomically.
+def start_attempt(conn: redis.Redis, job_id: str, owner: str | None = None) -> int:
+    """Mark a queued (or orphaned started) job started, atomically; ``owner``, the job's
+    tenant when the caller has its record (else it is read).
 
     Returns:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
-    tenant = _tenant(conn, job_id)
+    tenant = owner if owner is not None else _tenant(conn, job_id)
     attempt = int(
         eval_script(
             conn,

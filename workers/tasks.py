@@ -115,7 +115,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
     if record.get("attempts"):
         # Only an attempt that has started before can have left a checkpoint or history.
         _resume(conn, job_id, trainer)
-    if not store.start_attempt(conn, job_id):
+    if not store.start_attempt(conn, job_id, record.get("tenant")):
         return {"skipped": "canceled before it started"}
     monitor = JobMonitor(
         conn,
