@@ -23,7 +23,6 @@ from .exceptions import (
 )
 from .extensions import limiter, redis_conn
 from .logs import request_id
-from .metrics import JOBS_CANCELED
 from .schemas import (
     DryRunSchema,
     EventsHeadersSchema,
@@ -172,11 +171,9 @@ class Job(MethodView):
             abort(409, message=f"Job {job_id} has already {record['status']}.")
         if record["status"] == JobStatus.CANCELED:
             return job_view(record)
-        if store.cancel_if_queued(conn, job_id, store.now_iso(), record.get("tenant", PUBLIC)):
-            JOBS_CANCELED.labels(stage="queued").inc()
-            store.tidy_ended_job(conn, job_id, current_app.config["DATA_TTL_SECONDS"])
+        ttl = current_app.config["DATA_TTL_SECONDS"]
+        if submission.cancel(conn, job_id, record.get("tenant", PUBLIC), ttl):
             return job_view(store.get_job(conn, job_id))
-        store.request_cancel(conn, job_id)
         return job_view(store.get_job(conn, job_id)), 202
 
     @blp.arguments(JobPatchSchema)

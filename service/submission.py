@@ -26,7 +26,7 @@ from .exceptions import (
     InvalidJob,
     TooManyActiveJobs,
 )
-from .metrics import JOBS_SUBMITTED
+from .metrics import JOBS_CANCELED, JOBS_SUBMITTED
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ class Plan:
         dataset_id: the stored dataset it trains on, or None for inline data.
         cost: ``budget.estimate``'s figures; max_runtime_seconds: its runtime cap.
         callbacks: its webhooks, each checked (``check_callbacks``).
-        name, tags, metadata: its labels (``store.labels``); sweep_id: the sweep it is a
-            trial of.
+        name, tags, metadata: its labels (``store.labels``).
     """
 
     spec: dict
@@ -55,7 +54,6 @@ class Plan:
     name: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
-    sweep_id: str | None = None
 
 
 def plan(conn: redis.Redis, job: dict, tenant: Tenant, config: Mapping) -> Plan:
@@ -171,12 +169,10 @@ def submit(
     max_active_jobs: int,
     idempotency: tuple[str, str] | None = None,
     request_id: str | None = None,
-    sweep_id: str | None = None,
 ) -> JobRecord:
     """Store the job and queue its id; with ``idempotency`` ``(key, body hash)``, a retry of
     the same body returns the job the first request stored. ``request_id`` is stored with the
-    job, for the log lines of the workers that train it; ``sweep_id`` (else the plan's) names
-    the sweep it is a trial of.
+    job, for the log lines of the workers that train it.
 
     Raises:
         IdempotencyKeyReused, IdempotentRequestInFlight: see ``service.exceptions``.
@@ -207,7 +203,6 @@ def submit(
             name=plan.name,
             tags=plan.tags,
             metadata=plan.metadata,
-            sweep_id=sweep_id or plan.sweep_id,
         )
         queue.enqueue(conn, record)
     except BaseException:
@@ -239,3 +234,14 @@ def claim_key(
             "A request with this Idempotency-Key is still being handled."
         )
     return record
+
+
+def cancel(conn: redis.Redis, job_id: str, tenant: str, data_ttl_seconds: int) -> bool:
+    """Cancel an unfinished job: a queued one at once (True), a started one at its next epoch
+    boundary, through its cancel flag (False)."""
+    if store.cancel_if_queued(conn, job_id, store.now_iso(), tenant):
+        JOBS_CANCELED.labels(stage="queued").inc()
+        store.tidy_ended_job(conn, job_id, data_ttl_seconds)
+        return True
+    store.request_cancel(conn, job_id)
+    return False

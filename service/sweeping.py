@@ -367,10 +367,7 @@ def cancel(conn: redis.Redis, sweep_id: str, tenant: str, data_ttl_seconds: int)
         record = store.get_job(conn, job_id)
         if record is None or record["status"] in FINAL_STATUSES:
             continue
-        if store.cancel_if_queued(conn, job_id, store.now_iso(), tenant):
-            store.tidy_ended_job(conn, job_id, data_ttl_seconds)
-        else:
-            store.request_cancel(conn, job_id)
+        if not submission.cancel(conn, job_id, tenant, data_ttl_seconds):
             stopping += 1
     return stopping
 
