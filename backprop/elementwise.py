@@ -5,13 +5,18 @@ updated by different threads at once. Only elementwise work is split: each eleme
 computed by the same operations whatever the split, so the bytes are the same with one thread
 or many (a reduction split in two would round differently, and is never split here).
 
-A split only pays when another core is idle. On a host whose cores are all busy (2 cores, a
-load of 7, as measured), a 235k-parameter Adam step took 231 µs in two pieces and 205 µs
-whole (medians), so ``Split.run`` splits only while the load average leaves a core free.
+Whether a split pays depends on the host and the work, so ``Split.run`` measures it: now and
+then it times a few runs each way, alternating, and keeps the faster by median. Measured on
+2 cores (235k parameters, Adam, medians of 500 steps): float64 ran in 337 µs split against
+569 µs whole (its square roots are compute-bound), float32 in 202 against 205 µs (its passes
+are memory-bound: two threads do not raise the bandwidth), and on a busy host (a load of 7)
+float32 took 231 µs split against 205 µs whole. A load-average rule got this wrong both ways:
+on 2 cores the training process's own load hid the idle core, so float64 never split.
 """
 
 import itertools
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,15 +27,15 @@ import numpy as np
 # The smallest piece worth a thread: below this, handing work over costs more than the core
 # saves (a dispatch is some 10-20 µs; a pass over 32k float32s about 5 µs).
 MIN_PIECE = 32_768
-# More pieces than cores, so that a thread the host delays leaves little for the others to wait on.
-PIECES_PER_CORE = 2
-# How often the load average is read again, in seconds (a read costs some microseconds).
-LOAD_CHECK_SECONDS = 1.0
+# Runs of each way (whole, split) a trial times before it picks one.
+TRIAL_RUNS = 5
+# How long a pick holds before the next trial: the host's load changes.
+TRIAL_EVERY_SECONDS = 2.0
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
-_idle = (False, -LOAD_CHECK_SECONDS)  # (a core is idle, when that was read)
+_clock = time.perf_counter
 
 
 def cores() -> int:
@@ -39,19 +44,6 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def idle_core() -> bool:
-    """Whether the 1-minute load average leaves at least one of our cores idle."""
-    global _idle
-    now = time.monotonic()
-    if now - _idle[1] >= LOAD_CHECK_SECONDS:
-        try:
-            idle = os.getloadavg()[0] < cores() - 1
-        except OSError:  # no load average to read
-            idle = False
-        _idle = (idle, now)
-    return _idle[0]
 
 
 def bounds(size: int, pieces: int) -> list[slice]:
@@ -75,8 +67,8 @@ class Split:
 
     Args:
         arrays: 1-D arrays of one length, or None (passed through as None to every piece).
-        pieces: how many pieces, always split; by default ``PIECES_PER_CORE`` per core, each at
-            least ``MIN_PIECE`` long, split only while ``idle_core()``.
+        pieces: how many pieces, always split; by default one per core, each at least
+            ``MIN_PIECE`` long, split when trials measure that it pays.
     """
 
     def __init__(self, arrays: Sequence[np.ndarray | None], pieces: int | None = None):
@@ -84,22 +76,51 @@ class Split:
         self.whole = tuple(arrays)
         self.always = pieces is not None
         if pieces is None:
-            pieces = max(1, min(PIECES_PER_CORE * cores(), size // MIN_PIECE))
+            pieces = max(1, min(cores(), size // MIN_PIECE))
         self.parts = [
             tuple(None if a is None else a[piece] for a in arrays) for piece in bounds(size, pieces)
         ]
+        self.split_pays = False
+        self._trial: tuple[list[float], list[float]] | None = None
+        self._next_trial = -float("inf")
 
     def run(self, fn: Callable, *args) -> None:
-        """``fn(*args, *part)`` for every part, returning when all are done.
-
-        This thread and the pool's take the next untaken part until none is left, so a pool
-        thread that a busy host does not schedule in time costs nothing: this thread does its
-        parts (a fork-join that waits for every thread would wait a whole time slice).
-        """
-        parts = self.parts
-        if len(parts) == 1 or not (self.always or idle_core()):
+        """``fn(*args, *part)`` for every part, returning when all are done: split over threads
+        or whole on this one, whichever the last trial measured faster."""
+        if len(self.parts) == 1:
             fn(*args, *self.whole)
-            return
+        elif self.always:
+            self._run_split(fn, args)
+        elif self._trial is None and _clock() < self._next_trial:
+            if self.split_pays:
+                self._run_split(fn, args)
+            else:
+                fn(*args, *self.whole)
+        else:
+            self._try(fn, args)
+
+    def _try(self, fn: Callable, args: tuple) -> None:
+        """One timed run of a trial, alternating whole and split; the last one picks."""
+        if self._trial is None:
+            self._trial = ([], [])
+        whole, split = self._trial
+        start = _clock()
+        if len(split) < len(whole):
+            self._run_split(fn, args)
+            split.append(_clock() - start)
+        else:
+            fn(*args, *self.whole)
+            whole.append(_clock() - start)
+        if len(split) == TRIAL_RUNS:
+            self.split_pays = statistics.median(split) < statistics.median(whole)
+            self._trial = None
+            self._next_trial = _clock() + TRIAL_EVERY_SECONDS
+
+    def _run_split(self, fn: Callable, args: tuple) -> None:
+        """This thread and the pool's take the next untaken part until none is left, so a pool
+        thread that a busy host does not schedule in time costs nothing: this thread does its
+        parts (a fork-join that waits for every thread would wait a whole time slice)."""
+        parts = self.parts
         job = _Job(fn, args, parts, np.geterr())
         pool = _pool()
         for _ in range(min(pool._max_workers, len(parts) - 1)):

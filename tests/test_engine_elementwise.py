@@ -1,6 +1,5 @@
 """Elementwise work split over threads gives the same bytes as unsplit work."""
 
-import os
 import threading
 
 import numpy as np
@@ -87,12 +86,42 @@ def test_an_error_in_a_piece_reaches_the_caller():
         split.run(fail)
 
 
-def test_a_busy_host_runs_the_update_whole(monkeypatch):
-    """With no idle core the pieces would only add hand-overs: the update runs in one call."""
-    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
-    monkeypatch.setattr(elementwise, "_idle", (True, -1e9))
+class FakeClock:
+    """The clock a Split times its trials with, advanced only by the work under test."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("split_is_faster", [True, False])
+def test_a_trial_keeps_the_faster_way(monkeypatch, split_is_faster):
+    """Trials alternate whole and split runs; the faster median wins until the next trial."""
+    clock = FakeClock()
+    monkeypatch.setattr(elementwise, "_clock", clock)
+    split = elementwise.Split([np.zeros(SIZE)], pieces=None)
+    split.parts = [(a,) for a in np.array_split(split.whole[0], 2)]  # as if on 2 cores
     seen = []
-    elementwise.Split([np.zeros(SIZE)]).run(lambda a: seen.append(a.shape[0]))
+
+    def work(a):
+        seen.append(a.shape[0])
+        whole = a.shape[0] == SIZE
+        clock.now += 0.001 if whole == split_is_faster else 0.0001
+
+    for _ in range(2 * elementwise.TRIAL_RUNS):
+        split.run(work)
+    trial = list(seen)
+    assert trial.count(SIZE) == elementwise.TRIAL_RUNS  # whole, then split, alternating
+    assert trial[0] == SIZE and trial[1] < SIZE
+    assert split.split_pays is split_is_faster
+    seen.clear()
+    split.run(work)
+    assert sorted(seen) == ([SIZE // 2, SIZE // 2 + 1] if split_is_faster else [SIZE])
+    clock.now += elementwise.TRIAL_EVERY_SECONDS  # the next run starts a new trial
+    seen.clear()
+    split.run(work)
     assert seen == [SIZE]
 
 
@@ -123,6 +152,5 @@ def test_training_is_bit_identical_split_or_not(monkeypatch):
     unsplit = train_bytes(spec, X, Y)
     monkeypatch.setattr(elementwise, "MIN_PIECE", 1_000)
     monkeypatch.setattr(elementwise, "cores", lambda: 3)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
-    monkeypatch.setattr(elementwise, "_idle", (False, -1e9))
+    monkeypatch.setattr(elementwise.Split, "_try", elementwise.Split._run_split)  # always split
     assert train_bytes(spec, X, Y) == unsplit
