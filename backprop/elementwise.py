@@ -10,8 +10,10 @@ then it times a few runs each way, alternating, and keeps the faster by median. 
 2 cores (235k parameters, Adam, medians of 500 steps): float64 ran in 337 µs split against
 569 µs whole (its square roots are compute-bound), float32 in 202 against 205 µs (its passes
 are memory-bound: two threads do not raise the bandwidth), and on a busy host (a load of 7)
-float32 took 231 µs split against 205 µs whole. A load-average rule got this wrong both ways:
-on 2 cores the training process's own load hid the idle core, so float64 never split.
+float32 took 231 µs split against 205 µs whole. Inside a training loop, OpenBLAS's threads
+spin on the other core for a while after each matrix product, and the trials then pick whole
+(float64 as well). A load-average rule could not see any of this: on 2 cores the training
+process's own load already hid the idle core.
 """
 
 import itertools
