@@ -5,9 +5,13 @@ Starts an embedded Redis, a worker and gunicorn (the API's own config, ``WEB_CON
 processes), trains a small model, then drives, with wrk (Debian's package), interleaved and
 ``BENCH_REPEATS`` times:
 
-- ``POST /v1/models/{id}/predict`` with one row, one connection (latency) and
-  ``BENCH_CONNECTIONS`` (throughput), and ``POST /bench/bare`` (the same requests, answered with
-  a constant JSON) with as many: ``ratio`` is predict's rps over bare's;
+- ``POST /v1/models/{id}/predict`` with one row and ``BENCH_CONNECTIONS`` connections, and
+  ``POST /bench/bare`` (the same requests, answered with a constant JSON) with as many, in
+  ``BENCH_RATIO_ROUNDS`` short pairs whose order alternates (predict first, then bare first):
+  ``ratio`` is the median of the pairs' predict rps over bare rps. The host drifts over seconds
+  (the bare route alone read 532 to 2,195 rps within one earlier run of 5 s pairs), so short
+  pairs in alternating order cancel more of it than a few long ones;
+- the same predict request on one connection (latency);
 - ``BATCH_ROWS`` rows a request on one connection, as JSON to ``/v1/.../predict`` and as binary
   tensor data (FP64 in, FP64 out) to ``/v2/models/{id}/infer``, as rows per second over those of
   ``Model.predict`` on the same rows in this process (one caller either way), timed between the
@@ -42,9 +46,11 @@ from devtools.processes import stop_all, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = os.environ.get("BENCH_DURATION", "5s")
-# Runs are interleaved and repeated, and the best of each kind is kept: on a small machine that
+# Runs are interleaved and repeated, and each figure is their median: on a small machine that
 # also runs wrk, one run can be slowed by anything else that happens to run.
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+RATIO_ROUNDS = int(os.environ.get("BENCH_RATIO_ROUNDS", "10"))
+RATIO_DURATION = os.environ.get("BENCH_RATIO_DURATION", "2s")
 # Latency is measured one request at a time (a caller on its request path); throughput with
 # enough connections to keep every gunicorn worker busy.
 LATENCY_CONNECTIONS = "1"
@@ -83,9 +89,9 @@ f:close()
 """
 
 
-def wrk(url: str, connections: str, script: Path | None = None) -> dict:
+def wrk(url: str, connections: str, script: Path | None = None, duration: str = DURATION) -> dict:
     """Run wrk and read its rps and its 50th and 99th latency percentiles (ms)."""
-    command = ["wrk", "-t", THREADS, "-c", connections, "-d", DURATION, "--latency", url]
+    command = ["wrk", "-t", THREADS, "-c", connections, "-d", duration, "--latency", url]
     if script is not None:
         command[1:1] = ["-s", str(script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -300,12 +306,15 @@ def main() -> None:
         kinds = ("latency", "predict", "bare", "batch_json", "batch_binary")
         runs = {kind: [] for kind in kinds}
         ratios = {"ratio": [], "batch_json_ratio": [], "batch_binary_ratio": []}
+        # The same load: the same POST with the same body, answered with a constant.
+        pair = [("predict", predict), ("bare", f"{base}/bench/bare")]
+        wrk(pair[1][1], LOAD_CONNECTIONS, script, RATIO_DURATION)  # warm-up, as predict's
+        for i in range(RATIO_ROUNDS):
+            for kind, url in pair if i % 2 == 0 else pair[::-1]:
+                runs[kind].append(wrk(url, LOAD_CONNECTIONS, script, RATIO_DURATION))
+            ratios["ratio"].append(runs["predict"][-1]["rps"] / runs["bare"][-1]["rps"])
         for _ in range(REPEATS):
             runs["latency"].append(wrk(predict, LATENCY_CONNECTIONS, script))
-            runs["predict"].append(wrk(predict, LOAD_CONNECTIONS, script))
-            # The same load: the same POST with the same body, answered with a constant.
-            runs["bare"].append(wrk(f"{base}/bench/bare", LOAD_CONNECTIONS, script))
-            ratios["ratio"].append(runs["predict"][-1]["rps"] / runs["bare"][-1]["rps"])
             for kind, url in (("batch_json", predict), ("batch_binary", infer)):
                 engine = engine_rows_per_second(model, X)
                 runs[kind].append(wrk(url, LATENCY_CONNECTIONS, scripts[kind.split("_")[1]]))
@@ -318,8 +327,9 @@ def main() -> None:
             )
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         print(
-            f"gunicorn workers={workers}, wrk {DURATION} per run, {REPEATS} interleaved "
-            "repeats: medians (min-max)"
+            f"gunicorn workers={workers}; predict/bare: {RATIO_ROUNDS} pairs of {RATIO_DURATION} "
+            f"runs, alternating order; latency and batches: {REPEATS} interleaved repeats of "
+            f"{DURATION}: medians (min-max)"
         )
         for name, values in ratios.items():
             print(f"{name}: {spread(values, 3)}")
