@@ -157,10 +157,6 @@ def seed_lease_deadlines(conn: redis.Redis) -> int:
     return int(eval_script(conn, _SEED_DEADLINES, keys, job_key(""), started))
 
 
-def active_jobs(conn: redis.Redis) -> list[str]:
-    return [j.decode() for j in conn.smembers(ACTIVE_JOBS)]
-
-
 def lease_holder(conn: redis.Redis, job_id: str) -> str | None:
     owner = conn.get(lease_key(job_id))
     return None if owner is None else owner.decode()
@@ -215,11 +211,6 @@ def request_cancel(conn: redis.Redis, job_id: str) -> None:
     pipe.zadd(CANCEL_REQUESTS, {job_id: asked}, nx=True)
     update_job(pipe, job_id, cancel_requested=True)
     pipe.execute()
-
-
-def cancel_requested_at(conn: redis.Redis, job_id: str) -> float | None:
-    raw = conn.get(cancel_key(job_id))
-    return None if raw is None else float(raw)
 
 
 def cancels_older_than(conn: redis.Redis, seconds: float, limit: int) -> list[str]:

@@ -258,13 +258,9 @@ def load_spec(conn: redis.Redis, job_id: str) -> dict:
     return json.loads(conn.get(spec_key(job_id)))
 
 
-def load_arrays(conn: redis.Redis, job_id: str) -> dict:
-    """``{"X": ..., "y": ..., ...}`` as stored by ``create_job``."""
-    return _arrays(conn.mget([array_key(job_id, n) for n in ARRAY_NAMES]))
-
-
 def load_spec_and_arrays(conn: redis.Redis, job_id: str) -> tuple[dict, dict]:
-    """``load_spec`` and ``load_arrays`` in one round trip (a worker's per-job cost)."""
+    """The spec and ``{"X": ..., "y": ..., ...}`` as stored by ``create_job``, in one round
+    trip (a worker's per-job cost)."""
     pipe = conn.pipeline(transaction=False)
     pipe.get(spec_key(job_id))
     pipe.mget([array_key(job_id, n) for n in ARRAY_NAMES])

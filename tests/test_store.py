@@ -59,8 +59,10 @@ def test_object_arrays_are_refused():
 def test_job_arrays_round_trip(redis_conn):
     rng = np.random.default_rng(0)
     arrays = {name: rng.standard_normal((5, 3)) for name in ("X", "y", "X_val", "y_val")}
-    store.create_job(redis_conn, "j", {"training": {"epochs": 1}}, arrays, 1)
-    back = store.load_arrays(redis_conn, "j")
+    spec = {"training": {"epochs": 1}}
+    store.create_job(redis_conn, "j", spec, arrays, 1)
+    back_spec, back = store.load_spec_and_arrays(redis_conn, "j")
+    assert back_spec == spec
     assert back.keys() == arrays.keys()
     for name, array in arrays.items():
         assert back[name].tobytes() == array.tobytes()
