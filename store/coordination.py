@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from .codecs import json_or_none
 from .connection import eval_script
 from .jobs import FINAL_STATUSES, JobStatus, update_job
 from .keys import (
@@ -240,7 +241,7 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
     if conn.set(name, value, nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
         return None
     raw = conn.get(name)
-    return None if raw is None else json.loads(raw)
+    return json_or_none(raw)
 
 
 _FORGET_IDEMPOTENT = """
