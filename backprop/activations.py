@@ -13,6 +13,15 @@ from .hyperparameters import Hyperparameter
 POSITIVE = {"low": 0.0, "low_open": True}
 
 
+def _copy_noting_negatives(signed, source, out):
+    """Copy ``source`` into ``out`` and return the mask of ``signed < 0``, taken first so that
+    ``out`` may alias ``signed``: leaky_relu and elu change only those entries."""
+    mask = signed < 0.0
+    if out is not source:
+        np.copyto(out, source)
+    return mask
+
+
 class Activation:
     """Base class: ``forward(Z, out)`` and ``backward(A, dA, out)``. A subclass that takes
     numbers from the layer's spec declares them in ``hyperparameters`` (defaults and bounds),
@@ -105,16 +114,12 @@ class LeakyReLU(Activation):
         self.alpha = self.hyperparameters["alpha"].value(alpha, "alpha")
 
     def forward(self, Z, out):
-        mask = Z < 0.0
-        if out is not Z:
-            np.copyto(out, Z)
+        mask = _copy_noting_negatives(Z, Z, out)
         np.multiply(out, self.alpha, out=out, where=mask)
         return out
 
     def backward(self, A, dA, out, scratch):
-        mask = A < 0.0
-        if out is not dA:
-            np.copyto(out, dA)
+        mask = _copy_noting_negatives(A, dA, out)
         np.multiply(out, self.alpha, out=out, where=mask)
         return out
 
@@ -127,9 +132,7 @@ class ELU(Activation):
         self.alpha = self.hyperparameters["alpha"].value(alpha, "alpha")
 
     def forward(self, Z, out):
-        mask = Z < 0.0
-        if out is not Z:
-            np.copyto(out, Z)
+        mask = _copy_noting_negatives(Z, Z, out)
         neg = np.expm1(out[mask])
         neg *= self.alpha
         out[mask] = neg
@@ -137,9 +140,7 @@ class ELU(Activation):
 
     def backward(self, A, dA, out, scratch):
         # f'(z) = 1 for z > 0, alpha * exp(z) = A + alpha otherwise.
-        mask = A < 0.0
-        if out is not dA:
-            np.copyto(out, dA)
+        mask = _copy_noting_negatives(A, dA, out)
         out[mask] *= A[mask] + self.alpha
         return out
 

@@ -165,6 +165,16 @@ class Optimizer:
         same elements of params, grads, two scratch buffers and each of ``slots`` in order."""
         raise NotImplementedError
 
+    @staticmethod
+    def _scaled_step(lr: float, eps: float, params, grads, accumulator, tmp, tmp2) -> None:
+        """p ← p − lr·g/(√accumulator + ε): RMSprop's and Adagrad's step, one ufunc order so
+        both keep their bytes; ``tmp`` and ``tmp2`` are overwritten."""
+        np.sqrt(accumulator, out=tmp)
+        tmp += eps
+        np.divide(grads, tmp, out=tmp2)
+        tmp2 *= lr
+        params -= tmp2
+
     def state(self) -> tuple[dict, dict]:
         """(scalars, arrays) that restore this optimizer exactly."""
         return {"t": self.t}, {slot: getattr(self, slot) for slot in self.slots}
@@ -271,16 +281,11 @@ class RMSprop(Optimizer):
         super().__init__(size, n_weights, dtype, config)
 
     def _update(self, lr, params, grads, tmp, tmp2, v):
-        rho, eps = self.rho, self.epsilon
         np.multiply(grads, grads, out=tmp)
         tmp -= v
-        tmp *= 1.0 - rho
+        tmp *= 1.0 - self.rho
         v += tmp
-        np.sqrt(v, out=tmp)
-        tmp += eps
-        np.divide(grads, tmp, out=tmp2)
-        tmp2 *= lr
-        params -= tmp2
+        self._scaled_step(lr, self.epsilon, params, grads, v, tmp, tmp2)
 
 
 class Adagrad(Optimizer):
@@ -299,14 +304,9 @@ class Adagrad(Optimizer):
         super().__init__(size, n_weights, dtype, config)
 
     def _update(self, lr, params, grads, tmp, tmp2, acc):
-        eps = self.epsilon
         np.multiply(grads, grads, out=tmp)
         acc += tmp
-        np.sqrt(acc, out=tmp)
-        tmp += eps
-        np.divide(grads, tmp, out=tmp2)
-        tmp2 *= lr
-        params -= tmp2
+        self._scaled_step(lr, self.epsilon, params, grads, acc, tmp, tmp2)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, RMSprop, Adagrad)}

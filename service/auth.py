@@ -107,3 +107,11 @@ def authenticated_tenant() -> Tenant:
 
 def current_tenant() -> Tenant:
     return g.tenant
+
+
+def owned_or_404(record: dict | None, kind: str, resource_id: str) -> dict:
+    """``record`` when the caller may see it; 404 when there is none or another tenant owns
+    it, alike, so that a caller cannot tell another tenant's ids from unknown ones."""
+    if record is None or not current_tenant().owns(record):
+        abort(404, message=f"No {kind} {resource_id}.")
+    return record

@@ -11,7 +11,7 @@ from backprop import SpecError
 from backprop.preprocessing import class_labels
 from backprop.spec import as_dtype
 
-from .auth import current_tenant
+from .auth import current_tenant, owned_or_404
 from .dataset_formats import STREAMED_FORMATS, DatasetError, DatasetTooLarge
 from .endpoints import raw_body
 from .errors import Blueprint
@@ -41,10 +41,7 @@ def dataset_view(record: dict) -> dict:
 
 def get_or_404(dataset_id: str) -> dict:
     """The dataset's record; 404 when there is none or another tenant owns it."""
-    record = store.get_dataset(redis_conn(), dataset_id)
-    if record is None or not current_tenant().owns(record):
-        abort(404, message=f"No dataset {dataset_id}.")
-    return record
+    return owned_or_404(store.get_dataset(redis_conn(), dataset_id), "dataset", dataset_id)
 
 
 def read_json(dtype: str, max_columns: int) -> tuple[np.ndarray, np.ndarray]:

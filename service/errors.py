@@ -103,12 +103,19 @@ class ServiceApi(Api):
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             # RFC 9110: a 405 lists the methods the resource supports (werkzeug's HTML page did).
             headers = {**headers, "Allow": ", ".join(error.valid_methods)}
-        if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
-            headers = {**headers, "Retry-After": str(retry_after_seconds())}
+        headers = with_retry_after(error, headers)
         if error.code == 500:
             log.error("unhandled error", exc_info=getattr(error, "original_exception", None))
         body = error_body(error.code, error.name, message or error.description, errors)
         return body, error.code, headers
+
+
+def with_retry_after(error: HTTPException, headers: dict) -> dict:
+    """``headers``, plus Retry-After on the rate limiter's 429 when it has none: both /v1's
+    error body and /v2's protocol error answer a 429 this way."""
+    if not isinstance(error, RateLimitExceeded) or "Retry-After" in headers:
+        return headers
+    return {**headers, "Retry-After": str(retry_after_seconds())}
 
 
 def retry_after_seconds() -> int:

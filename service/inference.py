@@ -12,7 +12,6 @@ import numpy as np
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.views import MethodView
-from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -64,8 +63,7 @@ def protocol_error(error: HTTPException):
     data = getattr(error, "data", None) or {}  # flask_smorest.abort puts its message here
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
-    if isinstance(error, RateLimitExceeded) and "Retry-After" not in headers:
-        headers["Retry-After"] = str(errors.retry_after_seconds())  # as /v1's 429 says it
+    headers = errors.with_retry_after(error, headers)  # as /v1's 429 says it
     return jsonify(error=data.get("message") or error.description), error.code, headers
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from typing import NoReturn
 
 from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
@@ -12,7 +13,7 @@ import store
 from store import FINAL_STATUSES, JobRecord, JobStatus, job_view, search
 
 from . import events, submission
-from .auth import PUBLIC, current_tenant
+from .auth import PUBLIC, current_tenant, owned_or_404
 from .errors import Blueprint
 from .exceptions import (
     IdempotencyKeyReused,
@@ -44,10 +45,7 @@ blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Training j
 
 def get_or_404(job_id: str) -> JobRecord:
     """The job's record; 404 when there is none or another tenant owns it."""
-    record = store.get_job(redis_conn(), job_id)
-    if record is None or not current_tenant().owns(record):
-        abort(404, message=f"No job {job_id}.")
-    return record
+    return owned_or_404(store.get_job(redis_conn(), job_id), "job", job_id)
 
 
 @blp.route("")
@@ -84,7 +82,7 @@ class Jobs(MethodView):
                 args.get("cursor"),
             )
         except KeyError:
-            abort(422, message="Unknown cursor.", errors={"cursor": ["Names no job."]})
+            unknown_cursor("job")
         return {"jobs": [job_view(r) for r in records], "next_cursor": cursor}
 
     # On top of the default limit, which GET /v1/jobs shares.
@@ -117,15 +115,19 @@ class Jobs(MethodView):
                 conn, plan, tenant.name, config["MAX_ACTIVE_JOBS"], idempotency, request_id()
             )
         except ServiceError as exc:
-            status, headers = REFUSALS[type(exc)]
             # With field errors, the error handler words the message from the first of them.
-            message = None if exc.errors else exc.message
-            abort(status, message=message, errors=exc.errors, headers=headers)
+            refuse(exc, None if exc.errors else exc.message)
         return created(record)
 
 
 def _seconds(when) -> float | None:
     return None if when is None else when.timestamp()
+
+
+def unknown_cursor(kind: str) -> NoReturn:
+    """422 naming the cursor: well-formed, but the last page named none of the caller's
+    ``kind`` records (``schemas.page_cursor``)."""
+    abort(422, message="Unknown cursor.", errors={"cursor": [f"Names no {kind}."]})
 
 
 # How the API answers each refusal of a submission: status and headers.
@@ -135,6 +137,12 @@ REFUSALS = {
     IdempotentRequestInFlight: (409, {"Retry-After": "1"}),
     TooManyActiveJobs: (429, {"Retry-After": "30"}),
 }
+
+
+def refuse(exc: ServiceError, message: str | None) -> NoReturn:
+    """Answer a refused submission (a job's or a sweep's) as ``REFUSALS`` says for its type."""
+    status, headers = REFUSALS[type(exc)]
+    abort(status, message=message, errors=exc.errors, headers=headers)
 
 
 def body_hash() -> str:

@@ -578,18 +578,28 @@ class DryRunSchema(Schema):
     limits = fields.Nested(LimitsSchema)
 
 
-class JobListQuerySchema(Schema):
+class PageQuerySchema(Schema):
+    """A listing's page size; each listing adds its ``cursor`` (``page_cursor``)."""
+
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    # A well-formed cursor that names none of your jobs is a 422 naming the field, as an
+
+
+def page_cursor(kind: str) -> fields.String:
+    """The cursor of a listing of ``kind`` records: the last id of the previous page."""
+    # A well-formed cursor that names none of your records is a 422 naming the field, as an
     # unknown dataset_id in a job is: the request is well-formed but cannot be served, and
     # neither an empty page (which hides a client's bug) nor a 404 (the list exists) says so.
-    cursor = fields.String(
-        validate=IdValidator("job"),
+    return fields.String(
+        validate=IdValidator(kind),
         metadata={
             "description": "The next_cursor of the previous page; one that names none of your "
-            "jobs is a 422."
+            f"{kind}s is a 422."
         },
     )
+
+
+class JobListQuerySchema(PageQuerySchema):
+    cursor = page_cursor("job")
 
 
 # What GET /v1/jobs sorts by: creation time, or a finished job's final loss or metric.

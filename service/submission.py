@@ -188,22 +188,7 @@ def submit(
             raise TooManyActiveJobs(
                 f"Too many active jobs: at most {max_active_jobs} queued or started at once."
             )
-        epochs = plan.spec["training"]["epochs"]
-        record = store.create_job(
-            conn,
-            job_id,
-            plan.spec,
-            plan.arrays,
-            epochs,
-            plan.max_runtime_seconds,
-            tenant,
-            dataset_id=plan.dataset_id,
-            callbacks=plan.callbacks,
-            request_id=request_id,
-            name=plan.name,
-            tags=plan.tags,
-            metadata=plan.metadata,
-        )
+        record = store_plan(conn, job_id, plan, tenant, request_id)
         queue.enqueue(conn, record)
     except BaseException:
         # Nothing of a refused submission stays (e.g. Redis filled up part way): its job, its
@@ -217,6 +202,37 @@ def submit(
     JOBS_SUBMITTED.inc()
     log.info("job %s queued", job_id, extra={"job_id": job_id})
     return record
+
+
+def store_plan(
+    conn: redis.Redis,
+    job_id: str,
+    plan: Plan,
+    tenant: str,
+    request_id: str | None,
+    *,
+    sweep_id: str | None = None,
+    parameters: dict | None = None,
+) -> JobRecord:
+    """Store ``plan`` as job ``job_id``, not yet queued: a submitted job, or one of a sweep's
+    trials (with its ``sweep_id`` and the ``parameters`` it was given)."""
+    return store.create_job(
+        conn,
+        job_id,
+        plan.spec,
+        plan.arrays,
+        plan.spec["training"]["epochs"],
+        plan.max_runtime_seconds,
+        tenant,
+        dataset_id=plan.dataset_id,
+        callbacks=plan.callbacks,
+        request_id=request_id,
+        name=plan.name,
+        tags=plan.tags,
+        metadata=plan.metadata,
+        sweep_id=sweep_id,
+        parameters=parameters,
+    )
 
 
 def claim_key(

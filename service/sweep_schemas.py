@@ -8,12 +8,13 @@ from backprop.metrics import METRIC_NAMES, higher_is_better
 from store import JobStatus
 
 from .fields import Number
-from .ids import IdValidator
 from .schemas import (
     ErrorInfoSchema,
     EstimateSchema,
     JobCreateSchema,
     LimitsSchema,
+    PageQuerySchema,
+    page_cursor,
 )
 from .sweeping import DISTRIBUTIONS, PATH
 
@@ -229,15 +230,8 @@ class SweepDryRunSchema(Schema):
     limits = fields.Nested(LimitsSchema)
 
 
-class SweepListQuerySchema(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(
-        validate=IdValidator("sweep"),
-        metadata={
-            "description": "The next_cursor of the previous page; one that names none of your "
-            "sweeps is a 422."
-        },
-    )
+class SweepListQuerySchema(PageQuerySchema):
+    cursor = page_cursor("sweep")
 
 
 class SweepSummarySchema(Schema):

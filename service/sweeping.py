@@ -321,22 +321,8 @@ def submit(
         trials_values = zip(ids, sweep.plans, sweep.values, strict=True)
         for i, (job_id, trial, values) in enumerate(trials_values):
             trials.append(
-                store.create_job(
-                    conn,
-                    job_id,
-                    trial.spec,
-                    trial.arrays,
-                    trial.spec["training"]["epochs"],
-                    trial.max_runtime_seconds,
-                    tenant,
-                    dataset_id=trial.dataset_id,
-                    callbacks=trial.callbacks,
-                    request_id=request_id,
-                    name=trial.name,
-                    tags=trial.tags,
-                    metadata=trial.metadata,
-                    sweep_id=sweep_id,
-                    parameters=values,
+                submission.store_plan(
+                    conn, job_id, trial, tenant, request_id, sweep_id=sweep_id, parameters=values
                 )
             )
             if i >= parallel:

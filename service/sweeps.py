@@ -8,11 +8,11 @@ from flask_smorest.error_handler import ErrorSchema
 from store import sweeps
 
 from . import sweeping
-from .auth import current_tenant
+from .auth import current_tenant, owned_or_404
 from .errors import Blueprint
 from .exceptions import ServiceError
 from .extensions import limiter, redis_conn
-from .jobs import REFUSALS
+from .jobs import refuse, unknown_cursor
 from .logs import request_id
 from .schemas import SubmitQuerySchema
 from .sweep_schemas import (
@@ -28,10 +28,7 @@ blp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps", description="Hyperp
 
 def get_or_404(sweep_id: str) -> sweeps.SweepRecord:
     """The sweep's record; 404 when there is none or another tenant owns it."""
-    record = sweeps.get_sweep(redis_conn(), sweep_id)
-    if record is None or not current_tenant().owns(record):
-        abort(404, message=f"No sweep {sweep_id}.")
-    return record
+    return owned_or_404(sweeps.get_sweep(redis_conn(), sweep_id), "sweep", sweep_id)
 
 
 def shown(record: sweeps.SweepRecord) -> dict:
@@ -52,7 +49,7 @@ class Sweeps(MethodView):
                 redis_conn(), current_tenant().name, args["limit"], args.get("cursor")
             )
         except KeyError:
-            abort(422, message="Unknown cursor.", errors={"cursor": ["Names no sweep."]})
+            unknown_cursor("sweep")
         return {"sweeps": records, "next_cursor": cursor}
 
     @limiter.limit(lambda: current_app.config["RATE_LIMIT_SUBMIT"], override_defaults=False)
@@ -78,8 +75,7 @@ class Sweeps(MethodView):
                 conn, planned, tenant.name, config["MAX_ACTIVE_JOBS"], request_id()
             )
         except ServiceError as exc:
-            status, headers = REFUSALS[type(exc)]
-            abort(status, message=exc.message, errors=exc.errors, headers=headers)
+            refuse(exc, exc.message)  # it names the trial at fault
         location = url_for("sweeps.Sweep", sweep_id=record["id"])
         return shown(record), 202, {"Location": location}
 

@@ -2,6 +2,7 @@
 ids as hex, times as ISO 8601."""
 
 import io
+import json
 import math
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +16,17 @@ def history_values(column: str, blob: bytes | None) -> list:
     """The values of a stored history column (or a slice of it); epochs come back as ints."""
     values = np.frombuffer(blob or b"", "<f8")
     return values.astype(int).tolist() if column == "epoch" else values.tolist()
+
+
+def record_from_hash(raw: dict[bytes, bytes]) -> dict:
+    """A record kept as a Redis hash of JSON values (a job, a sweep, a delivery), from
+    HGETALL's reply; ``{}`` when there is no such hash."""
+    return {key.decode(): json.loads(value) for key, value in raw.items()}
+
+
+def json_or_none(raw: bytes | None):
+    """A stored JSON value (a GET's or one of an HMGET's replies); None when it is missing."""
+    return None if raw is None else json.loads(raw)
 
 
 def new_id() -> str:

@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from .codecs import json_or_none
 from .connection import eval_script
 from .jobs import FINAL_STATUSES, JobStatus, update_job
 from .keys import (
@@ -157,10 +158,6 @@ def seed_lease_deadlines(conn: redis.Redis) -> int:
     return int(eval_script(conn, _SEED_DEADLINES, keys, job_key(""), started))
 
 
-def active_jobs(conn: redis.Redis) -> list[str]:
-    return [j.decode() for j in conn.smembers(ACTIVE_JOBS)]
-
-
 def lease_holder(conn: redis.Redis, job_id: str) -> str | None:
     owner = conn.get(lease_key(job_id))
     return None if owner is None else owner.decode()
@@ -217,11 +214,6 @@ def request_cancel(conn: redis.Redis, job_id: str) -> None:
     pipe.execute()
 
 
-def cancel_requested_at(conn: redis.Redis, job_id: str) -> float | None:
-    raw = conn.get(cancel_key(job_id))
-    return None if raw is None else float(raw)
-
-
 def cancels_older_than(conn: redis.Redis, seconds: float, limit: int) -> list[str]:
     """Up to ``limit`` jobs whose cancel was asked more than ``seconds`` ago and that the
     reaper still watches (``forget_cancel`` ends that)."""
@@ -249,7 +241,7 @@ def remember_idempotent(conn: redis.Redis, scope: str, key: str, body_hash: str,
     if conn.set(name, value, nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
         return None
     raw = conn.get(name)
-    return None if raw is None else json.loads(raw)
+    return json_or_none(raw)
 
 
 _FORGET_IDEMPOTENT = """

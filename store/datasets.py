@@ -7,7 +7,7 @@ from typing import TypedDict
 import numpy as np
 import redis
 
-from .codecs import array_from_bytes, now_iso, npy_parts
+from .codecs import array_from_bytes, json_or_none, now_iso, npy_parts
 from .keys import dataset_array_key, dataset_key
 
 DATASET_FORMAT = "backprop.dataset/1"
@@ -90,7 +90,7 @@ def create_dataset(
 def get_dataset(conn: redis.Redis, dataset_id: str) -> DatasetRecord | None:
     """The dataset's record, or None when there is no such dataset."""
     raw = conn.get(dataset_key(dataset_id))
-    return None if raw is None else json.loads(raw)
+    return json_or_none(raw)
 
 
 def load_dataset_arrays(conn: redis.Redis, dataset_id: str) -> dict | None:

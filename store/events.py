@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .codecs import ROW_BYTES, history_values
+from .codecs import ROW_BYTES, history_values, json_or_none
 from .keys import events_key, history_columns_key, history_key, job_key
 
 # Entries only wake followers, which then read the state itself. A few hundred cover over a
@@ -144,7 +144,7 @@ def read_state(
     if with_cursor:
         pipe.xrevrange(events_key(job_id), count=1)
     replies = pipe.execute()
-    fields = [None if v is None else json.loads(v) for v in replies[0]]
+    fields = [json_or_none(v) for v in replies[0]]
     n = len(columns)
     rows = {c: history_values(c, b) for c, b in zip(columns, replies[1 : 1 + n], strict=True)}
     ends = replies[1 + n : 1 + 2 * n]

@@ -13,7 +13,13 @@ from typing import TypedDict
 import redis
 
 from . import events, labels, paging, search
-from .codecs import array_from_bytes, array_to_bytes, iso_from_timestamp, now_iso
+from .codecs import (
+    array_from_bytes,
+    array_to_bytes,
+    iso_from_timestamp,
+    now_iso,
+    record_from_hash,
+)
 from .config import SharedConfig
 from .connection import eval_script
 from .keys import (
@@ -206,7 +212,7 @@ def get_job(conn: redis.Redis, job_id: str) -> JobRecord | None:
     raw = conn.hgetall(job_key(job_id))
     if not raw:
         return None
-    return {k.decode(): json.loads(v) for k, v in raw.items()}
+    return record_from_hash(raw)
 
 
 def job_view(record: JobRecord) -> dict:
@@ -258,13 +264,9 @@ def load_spec(conn: redis.Redis, job_id: str) -> dict:
     return json.loads(conn.get(spec_key(job_id)))
 
 
-def load_arrays(conn: redis.Redis, job_id: str) -> dict:
-    """``{"X": ..., "y": ..., ...}`` as stored by ``create_job``."""
-    return _arrays(conn.mget([array_key(job_id, n) for n in ARRAY_NAMES]))
-
-
 def load_spec_and_arrays(conn: redis.Redis, job_id: str) -> tuple[dict, dict]:
-    """``load_spec`` and ``load_arrays`` in one round trip (a worker's per-job cost)."""
+    """The spec and ``{"X": ..., "y": ..., ...}`` as stored by ``create_job``, in one round
+    trip (a worker's per-job cost)."""
     pipe = conn.pipeline(transaction=False)
     pipe.get(spec_key(job_id))
     pipe.mget([array_key(job_id, n) for n in ARRAY_NAMES])
@@ -304,7 +306,7 @@ def start_attempt(conn: redis.Redis, job_id: str, owner: str | None = None) -> i
     Returns:
         The attempt's number, or 0 when the job has meanwhile been canceled or has ended.
     """
-    tenant = owner if owner is not None else _tenant(conn, job_id)
+    tenant = owner if owner is not None else job_tenant(conn, job_id)
     attempt = int(
         eval_script(
             conn,
@@ -350,7 +352,7 @@ def finish_job(
         meta: the ``ModelMeta`` of the model it made, when the caller has it (else it is read):
             its final metrics go into the search indexes.
     """
-    tenant = owner if owner is not None else _tenant(conn, job_id)
+    tenant = owner if owner is not None else job_tenant(conn, job_id)
     if fields["status"] != JobStatus.FINISHED or not fields.get("model_id"):
         meta = None
     elif meta is None:
@@ -368,7 +370,7 @@ def finish_job(
 
 def mark_queued(conn, job_id: str) -> None:
     """Put a job whose attempt was interrupted back to ``queued`` (before it is requeued)."""
-    tenant = _tenant(conn, job_id)
+    tenant = job_tenant(conn, job_id)
     pipe = conn.pipeline(transaction=True)
     update_job(pipe, job_id, status=JobStatus.QUEUED)
     events.add_status(pipe, job_id, JobStatus.QUEUED, final=False)
@@ -384,13 +386,14 @@ def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
     pipe.execute()
 
 
-def _tenant(conn, job_id: str) -> str:
+def job_tenant(conn, job_id: str) -> str:
+    """The job's owner (``public`` for a job stored before tenants were)."""
     return json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
 
 
 def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int, tenant: str | None = None) -> None:
     if tenant is None:
-        tenant = _tenant(conn, job_id)
+        tenant = job_tenant(conn, job_id)
     pipe.srem(tenant_active_key(tenant), job_id)
     pipe.srem(ACTIVE_JOBS, job_id)
     pipe.delete(checkpoint_key(job_id), cancel_key(job_id))

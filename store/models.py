@@ -5,6 +5,7 @@ from typing import TypedDict
 
 import redis
 
+from .codecs import json_or_none
 from .keys import job_key, model_key, model_meta_key
 
 # How many ancestors a model's description lists (parent first): a chain of fine-tunings can
@@ -43,7 +44,7 @@ def save_model(conn, model_id: str, blob: bytes, meta: ModelMeta) -> None:
 
 def load_model_meta(conn: redis.Redis, model_id: str) -> ModelMeta | None:
     raw = conn.get(model_meta_key(model_id))
-    return None if raw is None else json.loads(raw)
+    return json_or_none(raw)
 
 
 def load_model_bytes(conn: redis.Redis, model_id: str) -> bytes | None:

@@ -1,9 +1,10 @@
 """Cursor paging over a sorted-set index of records kept as JSON-valued hashes."""
 
-import json
 from collections.abc import Callable
 
 import redis
+
+from .codecs import record_from_hash
 
 
 def newest_first(
@@ -35,5 +36,5 @@ def newest_first(
     pipe = conn.pipeline(transaction=False)
     for member in ids:
         pipe.hgetall(record_key(member))
-    records = [{k.decode(): json.loads(v) for k, v in raw.items()} for raw in pipe.execute() if raw]
+    records = [record_from_hash(raw) for raw in pipe.execute() if raw]
     return records, (ids[-1] if more and ids else None)

@@ -42,6 +42,7 @@ from itertools import islice
 
 import redis
 
+from .codecs import json_or_none, record_from_hash
 from .keys import JOBS_INDEX, job_key, search_key, tenant_jobs_key
 
 SCAN_CHUNKS = 5  # a page examines at most this many chunks of limit + 1 jobs
@@ -171,10 +172,7 @@ def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
         while True:
             try:
                 pipe.watch(key)
-                tenant, name, tags = (
-                    None if v is None else json.loads(v)
-                    for v in pipe.hmget(key, "tenant", "name", "tags")
-                )
+                tenant, name, tags = map(json_or_none, pipe.hmget(key, "tenant", "name", "tags"))
                 if tenant is None:
                     return False
                 score = pipe.zscore(tenant_jobs_key(tenant), job_id)
@@ -375,7 +373,7 @@ def _page(
             *raws, created = pipe.execute()
         for job_id, raw, score in zip(batch, raws, created, strict=True):
             last = job_id
-            record = {k.decode(): json.loads(v) for k, v in raw.items()}
+            record = record_from_hash(raw)
             if record and query.matches(record, score):
                 matches.append(record)
                 if len(matches) > limit:

@@ -26,10 +26,10 @@ import numpy as np
 import redis
 
 from . import paging, queue
-from .codecs import ROW_BYTES
+from .codecs import ROW_BYTES, json_or_none, record_from_hash
 from .connection import eval_script
 from .coordination import request_cancel
-from .jobs import JobRecord, JobStatus, get_job, update_job
+from .jobs import JobRecord, JobStatus, get_job, job_tenant, update_job
 from .keys import (
     ACTIVE_JOBS,
     history_key,
@@ -110,7 +110,7 @@ def get_sweep(conn: redis.Redis, sweep_id: str) -> SweepRecord | None:
     raw = conn.hgetall(sweep_key(sweep_id))
     if not raw:
         return None
-    return {k.decode(): json.loads(v) for k, v in raw.items()}
+    return record_from_hash(raw)
 
 
 def trial_ids(conn: redis.Redis, sweep_id: str) -> list[str]:
@@ -161,11 +161,10 @@ def trial_ended(conn: redis.Redis, job_id: str) -> str | None:
     Returns:
         The id of the trial queued now, if any.
     """
-    raw = conn.hget(job_key(job_id), "sweep_id")
-    sweep_id = None if raw is None else json.loads(raw)
+    sweep_id = json_or_none(conn.hget(job_key(job_id), "sweep_id"))
     if sweep_id is None:
         return None  # the common case: one small read per end of a job
-    tenant = json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    tenant = job_tenant(conn, job_id)
     keys = [
         sweep_running_key(sweep_id),
         sweep_pending_key(sweep_id),
@@ -219,7 +218,7 @@ def load_trials(conn: redis.Redis, ids: list[str]) -> list[JobRecord]:
     for job_id in ids:
         pipe.hgetall(job_key(job_id))
     return [
-        {k.decode(): json.loads(v) for k, v in raw.items()} if raw else {"id": job_id}
+        record_from_hash(raw) if raw else {"id": job_id}
         for job_id, raw in zip(ids, pipe.execute(), strict=True)
     ]
 

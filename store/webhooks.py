@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import redis
 
 from . import queue
-from .codecs import finite, now_iso
+from .codecs import finite, now_iso, record_from_hash
 from .jobs import JobStatus, get_job, job_view
 from .keys import (
     delivery_attempts_key,
@@ -239,7 +239,7 @@ def get_delivery(conn: redis.Redis, delivery_id: str) -> Delivery | None:
     raw = conn.hgetall(delivery_key(delivery_id))
     if not raw:
         return None
-    return {k.decode(): json.loads(v) for k, v in raw.items()}
+    return record_from_hash(raw)
 
 
 def record_attempt(
@@ -267,7 +267,7 @@ def list_deliveries(conn: redis.Redis, job_id: str) -> list[dict]:
     for raw, attempts in zip(replies[::2], replies[1::2], strict=True):
         if not raw:
             continue
-        delivery = {k.decode(): json.loads(v) for k, v in raw.items()}
+        delivery = record_from_hash(raw)
         delivery.pop("body", None)
         delivery.pop("tenant", None)
         delivery["attempts"] = [json.loads(a) for a in attempts]

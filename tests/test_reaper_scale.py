@@ -106,7 +106,7 @@ def test_a_job_orphaned_before_lease_deadlines_existed_is_rescued_after_seeding(
     # rq takes an attempt it starts out of its intermediate queue.
     redis_conn.lrem(queue.training_queue(redis_conn).intermediate_queue_key, 1, rq_id)
     assert store.start_attempt(redis_conn, job_id) == 1
-    assert job_id in store.active_jobs(redis_conn)
+    assert redis_conn.sismember(store.ACTIVE_JOBS, job_id)
     assert store.seed_lease_deadlines(redis_conn) == 1
     assert store.seed_lease_deadlines(redis_conn) == -1  # once per Redis
     rescued = pass_until(redis_conn, job_id, lambda r: r["status"] == JobStatus.QUEUED)

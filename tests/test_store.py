@@ -56,11 +56,22 @@ def test_object_arrays_are_refused():
         store.array_to_bytes(np.array([{"a": 1}], dtype=object))
 
 
+def test_a_json_valued_hash_decodes_as_the_record_it_was_written_from(redis_conn):
+    record = {"id": "j", "epochs": 3, "error": None, "tags": ["a"], "progress": {"loss": 0.5}}
+    redis_conn.hset("record", mapping={k: json.dumps(v) for k, v in record.items()})
+    assert store.codecs.record_from_hash(redis_conn.hgetall("record")) == record
+    assert store.codecs.record_from_hash(redis_conn.hgetall("no-such-record")) == {}
+    fields = redis_conn.hmget("record", "epochs", "missing", "error")
+    assert [store.codecs.json_or_none(v) for v in fields] == [3, None, None]
+
+
 def test_job_arrays_round_trip(redis_conn):
     rng = np.random.default_rng(0)
     arrays = {name: rng.standard_normal((5, 3)) for name in ("X", "y", "X_val", "y_val")}
-    store.create_job(redis_conn, "j", {"training": {"epochs": 1}}, arrays, 1)
-    back = store.load_arrays(redis_conn, "j")
+    spec = {"training": {"epochs": 1}}
+    store.create_job(redis_conn, "j", spec, arrays, 1)
+    back_spec, back = store.load_spec_and_arrays(redis_conn, "j")
+    assert back_spec == spec
     assert back.keys() == arrays.keys()
     for name, array in arrays.items():
         assert back[name].tobytes() == array.tobytes()

@@ -318,6 +318,7 @@ def test_a_sweep_takes_parallel_quota_slots(make_app, redis_conn):
     assert redis_conn.scard(store.tenant_active_key("public")) == 2
     refused = client.post("/v1/sweeps", json=body)
     assert refused.status_code == 429, refused.get_json()
+    assert refused.headers["Retry-After"] == "30"  # as a job's refusal says it
     assert client.post("/v1/jobs", json=BASE_JOB).status_code == 202  # the third slot
     # The refused sweep left nothing: one sweep, its five trials and the job.
     assert len(redis_conn.keys("bp:sweep:*:trials")) == 1
@@ -346,6 +347,18 @@ def test_sweeps_are_listed_newest_first_in_pages(client):
     assert [s["id"] for s in rest["sweeps"]] == ids[:1] and rest["next_cursor"] is None
     unknown = client.get(f"/v1/sweeps?cursor={'0' * 32}")
     assert unknown.status_code == 422 and "cursor" in unknown.get_json()["errors"]
+
+
+@pytest.mark.parametrize("kind", ["job", "sweep", "dataset"])
+def test_an_unknown_id_or_cursor_is_answered_alike_for_each_kind(client, kind):
+    unknown = "0" * 32
+    missing = client.get(f"/v1/{kind}s/{unknown}")
+    assert missing.status_code == 404
+    assert missing.get_json()["message"] == f"No {kind} {unknown}."
+    if kind != "dataset":  # datasets are not listed
+        page = client.get(f"/v1/{kind}s?cursor={unknown}")
+        assert page.status_code == 422
+        assert page.get_json()["errors"] == {"cursor": [f"Names no {kind}."]}
 
 
 def test_a_missing_object_on_a_path_is_created(client, redis_conn):
