@@ -11,6 +11,7 @@ import time
 import pytest
 
 import store
+from bench import reaper_pass
 from devtools.processes import stop_all
 from store import JobStatus, migrations, search
 from store.keys import (
@@ -279,3 +280,21 @@ def test_a_job_stored_before_tenants_is_the_public_ones(redis_conn):
     assert migrations.backfill_search(redis_conn) == 1
     listed, _ = search.search(redis_conn, "public", search.Query(status="queued"), 10)
     assert [r["id"] for r in listed] == [job_id]
+
+
+def test_round_trips_grow_with_batches_not_jobs(redis_url, redis_conn):
+    """A few round trips per batch of jobs, none per job (counted on the client's socket)."""
+    n, batch = 400, 100
+    make_jobs(redis_conn, n)
+    as_an_old_release_left_them(redis_conn, ["alice", "bob"], TAGS, METRICS)
+    counting = reaper_pass.counting_client(redis_url)
+    try:
+        before = reaper_pass.CountingConnection.sent
+        assert migrations.backfill_search(counting, batch=batch) == n
+        trips = reaper_pass.CountingConnection.sent - before
+    finally:
+        counting.close()
+    # Per batch: ZSCAN, the records, the models' metrics, SCRIPT EXISTS, the scripts, the
+    # lock's renewal; then the marker twice, the lock, the marker's write, the release.
+    batches = 2 * n // batch  # ZSCAN's COUNT is a hint (~100 hash buckets, not members)
+    assert trips <= 6 * batches + 5 < n / 5, trips
