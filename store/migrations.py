@@ -50,7 +50,7 @@ def backfill_search(conn: redis.Redis, batch: int = BATCH) -> int | None:
         How many jobs it indexed; None when the marker says it is done, or another process
         holds the lock (and is running it).
     """
-    return _once(
+    return run_once(
         conn, SEARCH_INDEX_VERSION, search.INDEX_FORMAT, lambda renew: _backfill(conn, batch, renew)
     )
 
@@ -67,9 +67,20 @@ def _backfill(conn: redis.Redis, batch: int, renew: Callable[[], None]) -> int:
             return indexed
 
 
-def _once(conn: redis.Redis, marker: str, version: int, migrate: Callable) -> int | None:
-    """Run ``migrate(renew)`` unless ``marker`` holds ``version`` or more, or another process
-    holds the lock; then set the marker to ``version``. ``renew()`` raises ``LockLost``."""
+def run_once(conn: redis.Redis, marker: str, version: int, migrate: Callable) -> int | None:
+    """Run a migration once per ``version``, by one process at a time.
+
+    Args:
+        marker: its marker key; the lock is ``keys.migration_lock_key(marker)``.
+        version: the format it brings the data to; it runs while the marker holds less.
+        migrate: ``migrate(renew)`` does the work and returns what ``run_once`` returns; it
+            calls ``renew()`` at least every ``LOCK_MS`` (which raises ``LockLost`` when
+            another process has taken the lock over).
+
+    Returns:
+        What ``migrate`` returned, then the marker holds ``version``; None when the marker
+        already did, or another process holds the lock.
+    """
     if _done(conn, marker, version):
         return None
     lock, token = migration_lock_key(marker), uuid.uuid4().hex

@@ -260,7 +260,7 @@ def reindex(
     conn: redis.Redis, entries: list[tuple[str, float]], statuses: Iterable[str]
 ) -> tuple[int, list[tuple[str, float]]]:
     """Give stored jobs every index entry a job of theirs has (``plan_reindex``, then
-    ``apply_reindex``): three round trips for any number of jobs. Idempotent.
+    ``apply_reindex``): four round trips for any number of jobs. Idempotent.
 
     Args:
         entries: ``(job id, score)`` from the created index of every tenant (``JOBS_INDEX``).
@@ -276,7 +276,7 @@ def reindex(
 def plan_reindex(
     conn: redis.Redis, entries: list[tuple[str, float]], statuses: Iterable[str]
 ) -> list[Reindex]:
-    """Read the jobs' records and their models' metrics (two round trips) and plan each
+    """Read the jobs' records, then their models' metrics (two round trips), and plan each
     stored job's entries; a job not stored (deleted meanwhile) has none."""
     entries = [(_text(job_id), score) for job_id, score in entries]
     pipe = conn.pipeline(transaction=False)
@@ -303,8 +303,9 @@ def plan_reindex(
 
 
 def apply_reindex(conn: redis.Redis, plans: list[Reindex]) -> tuple[int, list[tuple[str, float]]]:
-    """Write the planned entries, one script per job in one round trip, of each job whose
-    record is still as read: ``(jobs indexed, entries of the others)``."""
+    """Write the planned entries of each job whose record is still as read, one script per job
+    in one round trip (after redis-py's SCRIPT EXISTS): ``(jobs indexed, entries of the
+    others)``."""
     if not plans:
         return 0, []
     script = conn.register_script(_REINDEX)

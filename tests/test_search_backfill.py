@@ -236,7 +236,7 @@ def test_a_lock_taken_over_stops_the_run_unfinished(redis_conn):
         renew()
 
     with pytest.raises(migrations.LockLost):
-        migrations._once(redis_conn, SEARCH_INDEX_VERSION, search.INDEX_FORMAT, stalled)
+        migrations.run_once(redis_conn, SEARCH_INDEX_VERSION, search.INDEX_FORMAT, stalled)
     assert redis_conn.get(SEARCH_INDEX_VERSION) is None
     assert redis_conn.get(lock) == b"another process"
 
