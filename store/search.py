@@ -206,45 +206,51 @@ def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
 _INDEXED_FIELDS = ("tenant", "status", "name", "tags", "dataset_id", "sweep_id", "model_id")
 _DEFAULT_TENANT = "public"  # a job stored before tenants existed is the public one's (as in
 # store.jobs, which reads its tenant so too)
-# KEYS[1]: the job; KEYS[k > 1]: the sorted set of write k - 1. ARGV: the n fields and their
-# values as read ('' for none), then per write an op (add, addnx, rem), a score and a member.
-_REINDEX = """
-local n = tonumber(ARGV[1])
-local now = redis.call('HMGET', KEYS[1], unpack(ARGV, 2, 1 + n))
-for i = 1, n do
-  if (now[i] or '') ~= ARGV[1 + n + i] then return 0 end
+# KEYS[1]: the job; KEYS[k > 1]: the sorted set of write k - 1. ARGV[1]: the fields' values as
+# read ('' for none), ARGV[2]: per write an op (add, addnx, rem), a score and a member; both
+# JSON, one argument each (packing a few dozen arguments per job was most of the time).
+_REINDEX = (
+    "local fields = {"
+    + ", ".join(f"'{field}'" for field in _INDEXED_FIELDS)
+    + """}
+local seen = cjson.decode(ARGV[1])
+local now = redis.call('HMGET', KEYS[1], unpack(fields))
+for i = 1, #fields do
+  if (now[i] or '') ~= seen[i] then return 0 end
 end
+local writes = cjson.decode(ARGV[2])
 for k = 2, #KEYS do
-  local a = 2 + 2 * n + 3 * (k - 2)
-  if ARGV[a] == 'rem' then
-    redis.call('ZREM', KEYS[k], ARGV[a + 2])
-  elseif ARGV[a] == 'addnx' then
-    redis.call('ZADD', KEYS[k], 'NX', ARGV[a + 1], ARGV[a + 2])
+  local op, score, member = unpack(writes[k - 1])
+  if op == 'rem' then
+    redis.call('ZREM', KEYS[k], member)
+  elseif op == 'addnx' then
+    redis.call('ZADD', KEYS[k], 'NX', score, member)
   else
-    redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a + 2])
+    redis.call('ZADD', KEYS[k], score, member)
   end
 end
 return 1
 """
+)
 
 
 class _Writes:
     """Stands in for a pipeline: collects the index writes that ``index_new`` and
-    ``index_metrics`` queue, as the KEYS and ARGV of ``_REINDEX``."""
+    ``index_metrics`` queue, as the KEYS and the writes of ``_REINDEX``."""
 
     def __init__(self):
         self.keys: list[str] = []
-        self.args: list = []
+        self.ops: list[tuple[str, str, str]] = []
 
     def zadd(self, key: str, mapping: dict, nx: bool = False) -> None:
         for member, score in mapping.items():
             self.keys.append(key)
-            self.args += ["addnx" if nx else "add", score, member]
+            self.ops.append(("addnx" if nx else "add", repr(float(score)), member))
 
     def zrem(self, key: str, *members: str) -> None:
         for member in members:
             self.keys.append(key)
-            self.args += ["rem", 0, member]
+            self.ops.append(("rem", "0", member))
 
 
 @dataclass(frozen=True)
@@ -296,8 +302,8 @@ def plan_reindex(
     plans = []
     for (job_id, score), raw, record in records:
         writes = _writes(record | {"id": job_id}, score, statuses, metas.get(record["model_id"]))
-        seen = [b"" if raw[f] is None else raw[f] for f in _INDEXED_FIELDS]
-        args = [len(_INDEXED_FIELDS), *_INDEXED_FIELDS, *seen, *writes.args]
+        seen = ["" if raw[f] is None else raw[f].decode() for f in _INDEXED_FIELDS]
+        args = [json.dumps(seen), json.dumps(writes.ops)]
         plans.append(Reindex((job_id, score), [job_key(job_id), *writes.keys], args))
     return plans
 
