@@ -252,7 +252,9 @@ def test_jobs_changed_or_deleted_after_being_read_are_not_indexed_from_the_stale
         ids.append(job_id)
     as_an_old_release_left_them(redis_conn, ["alice", "bob", "carol"], TAGS, METRICS)
     entries = redis_conn.zrange(JOBS_INDEX, 0, -1, withscores=True)
-    plans = search.plan_reindex(redis_conn, entries, JobStatus)
+    gone = (store.new_id(), 1.0)  # listed by ZSCAN, deleted before its record was read
+    plans = search.plan_reindex(redis_conn, [*entries, gone], JobStatus)
+    assert len(plans) == len(entries)
     started, deleted, kept = ids
     store.start_attempt(redis_conn, started)  # moves it to "started" as the new release does
     store.discard_job(redis_conn, deleted, "bob")
