@@ -45,12 +45,17 @@ class RqJobIds(logging.Filter):
 
 def migrate(conn) -> None:
     """Bring stored data to this release's formats (``store.migrations``) before the first job:
-    once per Redis, by whichever worker starts first; the others go on at once."""
+    once per Redis, by whichever worker starts first; the others go on at once.
+
+    Here rather than in the API: a worker may start its first job a moment later, whereas
+    gunicorn kills an API process that boots slower than its timeout, and this takes time in
+    proportion to the jobs stored (about 1.3 s per 10,000).
+    """
     started = time.monotonic()
     try:
         indexed = migrations.backfill_search(conn)
     except (redis.exceptions.RedisError, migrations.LockLost) as exc:  # training goes on
-        log.warning("search index backfill stopped: %s; the next worker start resumes it", exc)
+        log.warning("search index backfill stopped: %s; the next worker start runs it again", exc)
         return
     if indexed is not None:
         seconds = time.monotonic() - started
