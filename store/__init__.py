@@ -15,6 +15,8 @@ One module per concept, each with the code that reads and writes it:
 - ``labels``: a job's name, tags and metadata, and their bounds (``from store import labels``);
 - ``search``: the per-tenant indexes of jobs and the bounded-cost search over them
   (``from store import search``).
+- ``migrations``: one-off migrations of stored data a worker's start runs once per Redis
+  (``from store import migrations``).
 
 Specs and small records are JSON, arrays are npy bytes, models and checkpoints are the
 engine's npz bytes, and history columns are raw little-endian float64 appended per flush.

@@ -150,3 +150,12 @@ def sweep_running_key(sweep_id: str) -> str:
 
 def tenant_sweeps_key(tenant: str) -> str:
     return f"{PREFIX}:tenant:{tenant}:sweeps"
+
+
+# One-off migrations (store.migrations): the format version the stored jobs' search indexes
+# were last brought to, and the lock of the process bringing them there.
+SEARCH_INDEX_VERSION = f"{PREFIX}:migrations:search_index"
+
+
+def migration_lock_key(marker: str) -> str:
+    return f"{marker}:lock"

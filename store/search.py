@@ -32,6 +32,9 @@ Complexity of one page of ``limit`` jobs, N the jobs in the scope (the tenant's,
 
 A cursor is the id of the last job the page examined; the next page starts after its score in
 the walked order (ties broken by id), so pages stay stable as new jobs arrive.
+
+Jobs stored before these indexes existed (or before ``INDEX_FORMAT`` last changed) are
+indexed by ``reindex``, which ``store.migrations`` runs over every job once per format.
 """
 
 import json
@@ -43,8 +46,11 @@ from itertools import islice
 import redis
 
 from .codecs import json_or_none, record_from_hash
-from .keys import JOBS_INDEX, job_key, search_key, tenant_jobs_key
+from .keys import JOBS_INDEX, job_key, model_meta_key, search_key, tenant_jobs_key
 
+# The layout of the indexes below. Raise it whenever what a job's entries are changes: every
+# worker's start then re-indexes the stored jobs once (``store.migrations``).
+INDEX_FORMAT = 1
 SCAN_CHUNKS = 5  # a page examines at most this many chunks of limit + 1 jobs
 NAME_CANDIDATES_MAX = 1000  # a name prefix matching at most this many jobs is walked itself
 CREATED = "created_at"
@@ -188,6 +194,151 @@ def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
                 return True
             except redis.WatchError:
                 continue
+
+
+# -- indexing stored jobs (the backfill) ---------------------------------------------------
+
+# The record's fields a job's entries come from: they are compared again, in the script that
+# writes the entries, so a job changed or deleted since it was read is not indexed from a
+# stale copy (its entries are then planned again from a fresh read).
+_INDEXED_FIELDS = ("tenant", "status", "name", "tags", "dataset_id", "sweep_id", "model_id")
+_DEFAULT_TENANT = "public"  # a job stored before tenants existed is the public one's (as in
+# store.jobs, which reads its tenant so too)
+# KEYS[1]: the job; KEYS[k > 1]: the sorted set of write k - 1. ARGV[1]: the fields' values as
+# read ('' for none), ARGV[2]: per write an op (add, addnx, rem), a score and a member; both
+# JSON, one argument each (packing a few dozen arguments per job was most of the time).
+_REINDEX = (
+    "local fields = {"
+    + ", ".join(f"'{field}'" for field in _INDEXED_FIELDS)
+    + """}
+local seen = cjson.decode(ARGV[1])
+local now = redis.call('HMGET', KEYS[1], unpack(fields))
+for i = 1, #fields do
+  if (now[i] or '') ~= seen[i] then return 0 end
+end
+local writes = cjson.decode(ARGV[2])
+for k = 2, #KEYS do
+  local op, score, member = unpack(writes[k - 1])
+  if op == 'rem' then
+    redis.call('ZREM', KEYS[k], member)
+  elseif op == 'addnx' then
+    redis.call('ZADD', KEYS[k], 'NX', score, member)
+  else
+    redis.call('ZADD', KEYS[k], score, member)
+  end
+end
+return 1
+"""
+)
+
+
+class _Writes:
+    """Stands in for a pipeline: collects the index writes that ``index_new`` and
+    ``index_metrics`` queue, as the KEYS and the writes of ``_REINDEX``."""
+
+    def __init__(self):
+        self.keys: list[str] = []
+        self.ops: list[tuple[str, str, str]] = []
+
+    def zadd(self, key: str, mapping: dict, nx: bool = False) -> None:
+        for member, score in mapping.items():
+            self.keys.append(key)
+            self.ops.append(("addnx" if nx else "add", repr(float(score)), member))
+
+    def zrem(self, key: str, *members: str) -> None:
+        for member in members:
+            self.keys.append(key)
+            self.ops.append(("rem", "0", member))
+
+
+@dataclass(frozen=True)
+class Reindex:
+    """One job's index entries as its record was read, for ``_REINDEX``."""
+
+    entry: tuple[str, float]  # (job id, its score in the created index)
+    keys: list[str]
+    args: list
+
+
+def reindex(
+    conn: redis.Redis, entries: list[tuple[str, float]], statuses: Iterable[str]
+) -> tuple[int, list[tuple[str, float]]]:
+    """Give stored jobs every index entry a job of theirs has (``plan_reindex``, then
+    ``apply_reindex``): four round trips for any number of jobs. Idempotent.
+
+    Args:
+        entries: ``(job id, score)`` from the created index of every tenant (``JOBS_INDEX``).
+        statuses: every job status (``JobStatus``): a job leaves the sets of the others.
+
+    Returns:
+        How many jobs were indexed, and the entries of those changed since they were read,
+        to be passed again. A job no longer stored is neither.
+    """
+    return apply_reindex(conn, plan_reindex(conn, entries, statuses))
+
+
+def plan_reindex(
+    conn: redis.Redis, entries: list[tuple[str, float]], statuses: Iterable[str]
+) -> list[Reindex]:
+    """Read the jobs' records, then their models' metrics (two round trips), and plan each
+    stored job's entries; a job not stored (deleted meanwhile) has none."""
+    entries = [(_text(job_id), score) for job_id, score in entries]
+    pipe = conn.pipeline(transaction=False)
+    for job_id, _score in entries:
+        pipe.hmget(job_key(job_id), _INDEXED_FIELDS)
+    raws = [dict(zip(_INDEXED_FIELDS, values, strict=True)) for values in pipe.execute()]
+    stored = [(e, raw) for e, raw in zip(entries, raws, strict=True) if raw["status"] is not None]
+    records = [
+        (e, raw, {k: None if v is None else json.loads(v) for k, v in raw.items()})
+        for e, raw in stored
+    ]
+    models = [r["model_id"] for _e, _raw, r in records if r["status"] == "finished"]
+    models = [model_id for model_id in models if model_id]
+    metas = {}
+    if models:
+        metas = dict(zip(models, conn.mget([model_meta_key(m) for m in models]), strict=True))
+    plans = []
+    for (job_id, score), raw, record in records:
+        writes = _writes(record | {"id": job_id}, score, statuses, metas.get(record["model_id"]))
+        seen = ["" if raw[f] is None else raw[f].decode() for f in _INDEXED_FIELDS]
+        args = [json.dumps(seen), json.dumps(writes.ops)]
+        plans.append(Reindex((job_id, score), [job_key(job_id), *writes.keys], args))
+    return plans
+
+
+def apply_reindex(conn: redis.Redis, plans: list[Reindex]) -> tuple[int, list[tuple[str, float]]]:
+    """Write the planned entries of each job whose record is still as read, one script per job
+    in one round trip (after redis-py's SCRIPT EXISTS): ``(jobs indexed, entries of the
+    others)``."""
+    if not plans:
+        return 0, []
+    script = conn.register_script(_REINDEX)
+    pipe = conn.pipeline(transaction=False)
+    for plan in plans:
+        script(plan.keys, plan.args, client=pipe)
+    done = pipe.execute()
+    changed = [plan.entry for plan, ok in zip(plans, done, strict=True) if not ok]
+    return len(plans) - len(changed), changed
+
+
+def _writes(record: dict, score: float, statuses: Iterable[str], meta: bytes | None) -> _Writes:
+    """Every entry of one job, as its status changes and ``create_job`` would have made them."""
+    record["tenant"] = record["tenant"] or _DEFAULT_TENANT
+    job_id, tenant, status = record["id"], record["tenant"], record["status"]
+    writes = _Writes()
+    writes.zadd(tenant_jobs_key(tenant), {job_id: score}, nx=True)
+    index_new(writes, record, score)
+    for other in statuses:
+        if other != status:
+            for scope in _scopes(tenant):
+                writes.zrem(search_key(scope, "status", str(other)), job_id)
+    if meta is not None:
+        index_metrics(writes, tenant, job_id, json.loads(meta))
+    return writes
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # -- reading ------------------------------------------------------------------------------
