@@ -16,11 +16,13 @@ from pathlib import Path
 from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
+import store
+
 from . import endpoints
 
 log = logging.getLogger(__name__)
 
-PUBLIC = "public"
+PUBLIC = store.PUBLIC_TENANT
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .connection import eval_script
 from .keys import (
     ACTIVE_JOBS,
     JOBS_INDEX,
+    PUBLIC_TENANT,
     array_key,
     cancel_key,
     checkpoint_key,
@@ -124,7 +125,7 @@ def create_job(
     arrays: dict,
     epochs: int,
     max_runtime_seconds: float | None = None,
-    tenant: str = "public",
+    tenant: str = PUBLIC_TENANT,
     dataset_id: str | None = None,
     callbacks: list[Callback] | None = None,
     request_id: str | None = None,
@@ -388,7 +389,8 @@ def tidy_ended_job(conn, job_id: str, data_ttl_seconds: int) -> None:
 
 def job_tenant(conn, job_id: str) -> str:
     """The job's owner (``public`` for a job stored before tenants were)."""
-    return json.loads(conn.hget(job_key(job_id), "tenant") or '"public"')
+    raw = conn.hget(job_key(job_id), "tenant")
+    return PUBLIC_TENANT if raw is None else json.loads(raw)
 
 
 def _tidy(conn, pipe, job_id: str, data_ttl_seconds: int, tenant: str | None = None) -> None:

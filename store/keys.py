@@ -1,6 +1,8 @@
 """Every Redis key name the service uses, in one place: ``bp:<concept>:<id>[:<part>]``."""
 
 PREFIX = "bp"
+# The tenant every caller is with auth off, and the owner of a job stored before tenants were.
+PUBLIC_TENANT = "public"
 JOBS_INDEX = f"{PREFIX}:jobs"
 ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # queued and started jobs (the reaper reads LEASE_DEADLINES)
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"  # flask-limiter's counters live under this

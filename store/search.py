@@ -46,7 +46,14 @@ from itertools import islice
 import redis
 
 from .codecs import json_or_none, record_from_hash
-from .keys import JOBS_INDEX, job_key, model_meta_key, search_key, tenant_jobs_key
+from .keys import (
+    JOBS_INDEX,
+    PUBLIC_TENANT,
+    job_key,
+    model_meta_key,
+    search_key,
+    tenant_jobs_key,
+)
 
 # The layout of the indexes below. Raise it whenever what a job's entries are changes: every
 # worker's start then re-indexes the stored jobs once (``store.migrations``).
@@ -202,8 +209,6 @@ def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
 # writes the entries, so a job changed or deleted since it was read is not indexed from a
 # stale copy (its entries are then planned again from a fresh read).
 _INDEXED_FIELDS = ("tenant", "status", "name", "tags", "dataset_id", "sweep_id", "model_id")
-_DEFAULT_TENANT = "public"  # a job stored before tenants existed is the public one's (as in
-# store.jobs, which reads its tenant so too)
 # KEYS[1]: the job; KEYS[k > 1]: the sorted set of write k - 1. ARGV[1]: the fields' values as
 # read ('' for none), ARGV[2]: per write an op (add, addnx, rem), a score and a member; both
 # JSON, one argument each (packing a few dozen arguments per job was most of the time).
@@ -323,7 +328,7 @@ def apply_reindex(conn: redis.Redis, plans: list[Reindex]) -> tuple[int, list[tu
 
 def _writes(record: dict, score: float, statuses: Iterable[str], meta: bytes | None) -> _Writes:
     """Every entry of one job, as its status changes and ``create_job`` would have made them."""
-    record["tenant"] = record["tenant"] or _DEFAULT_TENANT
+    record["tenant"] = record["tenant"] or PUBLIC_TENANT
     job_id, tenant, status = record["id"], record["tenant"], record["status"]
     writes = _Writes()
     writes.zadd(tenant_jobs_key(tenant), {job_id: score}, nx=True)

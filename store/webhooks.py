@@ -24,6 +24,7 @@ from . import queue
 from .codecs import finite, now_iso, record_from_hash
 from .jobs import JobStatus, get_job, job_view
 from .keys import (
+    PUBLIC_TENANT,
     delivery_attempts_key,
     delivery_key,
     job_deliveries_key,
@@ -208,7 +209,7 @@ def job_event(conn: redis.Redis, job_id: str, event: str) -> list[str]:
             {
                 "id": did,
                 "job_id": job_id,
-                "tenant": record.get("tenant", "public"),
+                "tenant": record.get("tenant", PUBLIC_TENANT),
                 "event": event,
                 "url": callback["url"],
                 "status": DeliveryStatus.PENDING,

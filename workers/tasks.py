@@ -157,7 +157,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         _persist(settings, job_id, lambda: queue.requeue(conn, record))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
         return {"stopped": reason, "epoch": trainer.epoch}
-    return _publish(conn, job_id, trainer, settings, record.get("tenant", "public"))
+    return _publish(conn, job_id, trainer, settings, record.get("tenant", store.PUBLIC_TENANT))
 
 
 def _resume(conn, job_id: str, trainer: Trainer) -> None:
