@@ -333,10 +333,10 @@ def test_a_delivery_whose_worker_dies_mid_post_is_sent_again(
 
 
 @pytest.fixture
-def restartable_redis(tmp_path) -> Iterator[tuple[str, Callable[[float], None]]]:
-    """A redis-server of its own that keeps an append-only file, and ``restart(down_for)``: stop
-    it (it writes its file as it exits), wait ``down_for`` seconds, start it again on the same
-    port with the same file."""
+def restartable_redis(tmp_path) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """A redis-server of its own that keeps an append-only file: ``(url, stop, start)``, where
+    ``stop()`` stops it (it writes its file as it exits) and ``start()`` starts it again on the
+    same port with the same file."""
     port = free_port()
     args = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
     command = embedded_redis.command(port, tmp_path, args)
@@ -346,14 +346,12 @@ def restartable_redis(tmp_path) -> Iterator[tuple[str, Callable[[float], None]]]
         servers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
         embedded_redis.wait_until_ready(servers[-1], port)
 
-    def restart(down_for: float) -> None:
+    def stop() -> None:
         servers[-1].terminate()
         servers[-1].wait(STOP_TIMEOUT)
-        time.sleep(down_for)
-        start()
 
     start()
-    yield embedded_redis.url(port), restart
+    yield embedded_redis.url(port), stop, start
     stop_all(servers, STOP_TIMEOUT)
 
 
@@ -361,7 +359,7 @@ def restartable_redis(tmp_path) -> Iterator[tuple[str, Callable[[float], None]]]
 def test_a_retry_due_while_redis_restarts_is_sent_once_redis_is_back(
     restartable_redis, start_webhook_worker, receivers
 ):
-    url, restart_redis = restartable_redis
+    url, stop_redis, start_redis = restartable_redis
     receiver = receivers(statuses=[500])
     app = keyed_app(url, WEBHOOK_ALLOW_PRIVATE=True)
     try:  # a canceled job's delivery: no training worker needed
@@ -382,7 +380,9 @@ def test_a_retry_due_while_redis_restarts_is_sent_once_redis_is_back(
         wait_until(lambda: scheduled.count == 1, DEADLINE, worker, "the retry scheduled")
         # Down longer than redis-py's own retries (10, at most about 4 s in all): rq's
         # scheduler meets the ConnectionError, as in a restart or a failover.
-        restart_redis(down_for=6)
+        stop_redis()
+        time.sleep(6)
+        start_redis()
 
         (first, body), (second, same_body) = receiver.wait_for(2)
         assert first["X-Delivery-Id"] == second["X-Delivery-Id"] and body == same_body
@@ -397,6 +397,27 @@ def test_a_retry_due_while_redis_restarts_is_sent_once_redis_is_back(
         assert worker.poll() is None  # the worker stayed up through it
     finally:
         conn.close()
+
+
+@pytest.mark.process
+def test_a_webhook_worker_stopped_while_redis_is_down_exits_with_its_scheduler(
+    restartable_redis, start_webhook_worker
+):
+    url, stop_redis, _ = restartable_redis
+    worker = start_webhook_worker(REDIS_URL=url)
+    conn = redis.Redis.from_url(url)
+    try:
+        lock = "rq:scheduler-lock:" + store.queue.WEBHOOK_QUEUE_NAME
+        wait_until(lambda: conn.exists(lock), START_TIMEOUT, worker, "the scheduler")
+    finally:
+        conn.close()
+    stop_redis()
+    time.sleep(3)  # the scheduler meets the errors and waits to start its loop again
+
+    worker.terminate()
+    worker.wait(STOP_TIMEOUT)  # it waits for its scheduler, which must not wait for Redis
+    with pytest.raises(ProcessLookupError):
+        os.killpg(worker.pid, 0)  # nothing left in its process group
 
 
 # -- with the Flask test client ------------------------------------------------------------
