@@ -19,7 +19,7 @@ import requests
 import store
 from devtools import embedded_redis
 from devtools.probes import free_port
-from devtools.processes import stop_all
+from devtools.processes import stop_all, wait_until
 from store import queue
 from tests.support.apps import serve_api
 from tests.support.jobs import DIVERGING_JOB, long_job
@@ -233,6 +233,39 @@ def test_redis_restart_loses_nothing(durable_redis):
     finally:
         stop_all([worker], 10)
     assert redis.Redis.from_url(url).ping()
+
+
+def test_a_job_orphaned_while_redis_is_down_is_rescued_once_it_is_back(durable_redis):
+    # The other worker's heartbeat thread (workers/reaper.py) meets Redis errors all through
+    # the outage; it must still be there after it to find the orphan and requeue it.
+    url, start_redis, servers = durable_redis
+    env = {**os.environ, **FAST, "REDIS_URL": url}
+    from scripts.run import WORKER_COMMAND, local
+
+    doomed = subprocess.Popen(local(WORKER_COMMAND), env=env)
+    workers = [doomed]
+    conn = redis.Redis.from_url(url)
+    try:
+        with serve_api(url) as base:
+            job_id = submit(base, long_job(epochs=1500))
+            wait_for(base, job_id, past_epoch(50), "epoch 50")  # taken by the only worker
+            workers.append(subprocess.Popen(local(WORKER_COMMAND), env=env))
+            wait_until(lambda: store.live_workers(conn) == 2, DEADLINE, workers[1], "2 workers")
+
+            servers[-1].send_signal(signal.SIGTERM)  # Redis writes its AOF and exits
+            servers[-1].wait(10)
+            doomed.send_signal(signal.SIGKILL)  # dies with the job's lease while Redis is down
+            doomed.wait(10)
+            time.sleep(6)  # longer than redis-py's own retries: the thread sees the errors
+            start_redis()
+
+            record = wait_for(base, job_id, final, "an end")
+            assert record["status"] == "finished", record
+            assert record["attempts"] == 2
+            assert workers[1].poll() is None
+    finally:
+        conn.close()
+        stop_all(workers, 10)
 
 
 def test_a_job_whose_workers_keep_dying_fails_as_crashed(live_server, start_worker):

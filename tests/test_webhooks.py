@@ -19,18 +19,20 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import redis
 import requests
 from rq import Worker
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 import store
+from devtools import embedded_redis
 from devtools.probes import free_port
 from devtools.processes import stop_all, wait_until
 from scripts.run import WEBHOOK_WORKER_COMMAND, local, start_app, stop_children
 from store import webhooks
 from tests.support.apps import ROOT, START_TIMEOUT, STOP_TIMEOUT, serve_api
-from tests.support.auth import API_KEYS, KEYED_CONFIG, bearer
+from tests.support.auth import API_KEYS, KEYED_CONFIG, bearer, keyed_app
 from tests.support.jobs import GOOD_JOB, LONG_JOB, edited
 from tests.support.live import DEADLINE, POLL_INTERVAL
 
@@ -328,6 +330,94 @@ def test_a_delivery_whose_worker_dies_mid_post_is_sent_again(
     (first, body), (second, same_body) = receiver.wait_for(2)
     assert first["X-Delivery-Id"] == second["X-Delivery-Id"] == delivery["id"]
     assert body == same_body
+
+
+@pytest.fixture
+def restartable_redis(tmp_path) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """A redis-server of its own that keeps an append-only file: ``(url, stop, start)``, where
+    ``stop()`` stops it (it writes its file as it exits) and ``start()`` starts it again on the
+    same port with the same file."""
+    port = free_port()
+    args = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+    command = embedded_redis.command(port, tmp_path, args)
+    servers: list[subprocess.Popen] = []
+
+    def start() -> None:
+        servers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        embedded_redis.wait_until_ready(servers[-1], port)
+
+    def stop() -> None:
+        servers[-1].terminate()
+        servers[-1].wait(STOP_TIMEOUT)
+
+    start()
+    yield embedded_redis.url(port), stop, start
+    stop_all(servers, STOP_TIMEOUT)
+
+
+@pytest.mark.process
+def test_a_retry_due_while_redis_restarts_is_sent_once_redis_is_back(
+    restartable_redis, start_webhook_worker, receivers
+):
+    url, stop_redis, start_redis = restartable_redis
+    receiver = receivers(statuses=[500])
+    app = keyed_app(url, WEBHOOK_ALLOW_PRIVATE=True)
+    try:  # a canceled job's delivery: no training worker needed
+        client = app.test_client()
+        make_secret(client)
+        callback = {"url": receiver.url, "events": ["canceled"]}
+        job_id = post_job(client, with_callbacks(callback, job=LONG_JOB)).get_json()["id"]
+        assert client.delete(f"/v1/jobs/{job_id}", headers=bearer("alice")).status_code == 200
+    finally:
+        app.extensions["redis"].close()
+    worker = start_webhook_worker(REDIS_URL=url, WEBHOOK_RETRY_INTERVALS="2")
+    receiver.wait_for(1)
+    conn = redis.Redis.from_url(url)
+    try:
+        scheduled = ScheduledJobRegistry(
+            store.queue.WEBHOOK_QUEUE_NAME, connection=conn, serializer=JSONSerializer
+        )
+        wait_until(lambda: scheduled.count == 1, DEADLINE, worker, "the retry scheduled")
+        # Down longer than redis-py's own retries (10, at most about 4 s in all): rq's
+        # scheduler meets the ConnectionError, as in a restart or a failover.
+        stop_redis()
+        time.sleep(6)
+        start_redis()
+
+        (first, body), (second, same_body) = receiver.wait_for(2)
+        assert first["X-Delivery-Id"] == second["X-Delivery-Id"] and body == same_body
+        wait_until(
+            lambda: webhooks.list_deliveries(conn, job_id)[0]["status"] == "delivered",
+            DEADLINE,
+            worker,
+            "the delivery recorded",
+        )
+        attempts = webhooks.list_deliveries(conn, job_id)[0]["attempts"]
+        assert [a["status_code"] for a in attempts] == [500, 200]
+        assert worker.poll() is None  # the worker stayed up through it
+    finally:
+        conn.close()
+
+
+@pytest.mark.process
+def test_a_webhook_worker_stopped_while_redis_is_down_exits_with_its_scheduler(
+    restartable_redis, start_webhook_worker
+):
+    url, stop_redis, _ = restartable_redis
+    worker = start_webhook_worker(REDIS_URL=url)
+    conn = redis.Redis.from_url(url)
+    try:
+        lock = "rq:scheduler-lock:" + store.queue.WEBHOOK_QUEUE_NAME
+        wait_until(lambda: conn.exists(lock), START_TIMEOUT, worker, "the scheduler")
+    finally:
+        conn.close()
+    stop_redis()
+    time.sleep(3)  # the scheduler meets the errors and waits to start its loop again
+
+    worker.terminate()
+    worker.wait(STOP_TIMEOUT)  # it waits for its scheduler, which must not wait for Redis
+    with pytest.raises(ProcessLookupError):
+        os.killpg(worker.pid, 0)  # nothing left in its process group
 
 
 # -- with the Flask test client ------------------------------------------------------------

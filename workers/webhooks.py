@@ -5,7 +5,8 @@ One call of ``deliver`` is one attempt: a POST of the delivery's body, signed wi
 current secret. A 2xx answer delivers it. Anything else (another status, no answer in time, a
 refused address) is recorded, and the task returns rq's ``Retry`` with the backoff of
 ``WebhookConfig.retry_intervals``, until the last attempt marks the delivery failed. The retries
-wait in rq's scheduled registry, so the worker runs rq's scheduler (``with_scheduler=True``).
+wait in rq's scheduled registry, so the worker runs rq's scheduler, in the form of
+``RetryingScheduler``, which outlasts Redis restarts and failovers.
 
 The host is resolved and checked again at each attempt (DNS may have changed since the job was
 submitted), and the connection goes to the address that was checked, so a second lookup cannot
@@ -20,12 +21,14 @@ import ssl
 import time
 
 from rq import Retry, SimpleWorker, get_current_job
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 import store
 from store import logs, queue, webhooks
 from store.config import WebhookConfig
+from store.connection import UNAVAILABLE
 from store.webhooks import Attempt, Delivery, DeliveryStatus
 
 from . import metrics
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "backprop-service-webhooks/1"
 ERROR_CHARS = 300  # of an error's text kept in the attempt's record
+# Seconds before the scheduler's loop starts again after a Redis error. Each try of Redis
+# already backs off inside redis-py (10 retries, a few seconds in all) before it raises.
+SCHEDULER_RESTART_WAIT = 2
 
 
 def deliver(delivery_id: str) -> dict | Retry:
@@ -148,12 +154,51 @@ def pinned_connection(
     return connection
 
 
+class RetryingScheduler(RQScheduler):
+    """rq's scheduler, whose loop starts again when Redis is unavailable, rather than ending.
+
+    rq's loop (``RQScheduler.work``) ends at the first Redis error, as in a restart or a
+    Sentinel failover, and so does the process the worker forked for it. The worker starts it
+    again only in its maintenance pass, every 10 minutes at best and only between BLPOPs of up
+    to ``worker_ttl - 15`` s, so retries due meanwhile waited 10 to 15 minutes. This starts rq's
+    loop again (it registers the scheduler again and refreshes or retakes its locks) until Redis
+    answers or the worker stops it.
+    """
+
+    stopping = False
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self.stopping = True
+        super().request_stop(signum, frame)
+
+    def work(self) -> None:
+        while True:
+            try:
+                return super().work()
+            except UNAVAILABLE as exc:
+                if self.stopping:
+                    raise  # as rq's would; its locks expire by themselves
+                log.warning(
+                    "rq's scheduler lost Redis (%s); restarting it in %d s",
+                    exc,
+                    SCHEDULER_RESTART_WAIT,
+                )
+                time.sleep(SCHEDULER_RESTART_WAIT)
+
+
 def main() -> None:
     """Work on the webhooks queue until SIGTERM, running rq's scheduler for the retries."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logs.configure(level)
     metrics.serve_from(Settings.from_env())
-    worker = SimpleWorker(
-        [queue.WEBHOOK_QUEUE_NAME], connection=store.connect(), serializer=JSONSerializer
+    names = [queue.WEBHOOK_QUEUE_NAME]
+    conn = store.connect()
+    worker = SimpleWorker(names, connection=conn, serializer=JSONSerializer)
+    # What work(with_scheduler=True) does, with our scheduler in place of rq's: the worker still
+    # starts it again if it ends otherwise, takes the queue's lock over from another worker's
+    # scheduler that died, and stops it when the worker stops (all through worker.scheduler).
+    worker.scheduler = RetryingScheduler(
+        names, connection=conn, serializer=JSONSerializer, logging_level=level
     )
-    worker.work(with_scheduler=True, logging_level=level)
+    worker.scheduler.acquire_locks(auto_start=True)
+    worker.work(logging_level=level)
