@@ -187,7 +187,7 @@ async def run(base: str, predict: str, script: Path) -> str:
 
 
 def main() -> None:
-    with warm_predict_stack("bench-events") as (base, predict, script):
+    with warm_predict_stack("bench-events") as (base, predict, script, _api_pid):
         line = asyncio.run(run(base, predict, script))
     print(line)
 
