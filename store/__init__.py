@@ -33,6 +33,7 @@ from .codecs import (
     npy_parts,
 )
 from .connection import (
+    close,
     connect,
     eval_script,
 )
@@ -153,6 +154,7 @@ from .models import (
 )
 
 __all__ = [
+    "close",
     "connect",
     "eval_script",
     "array_from_bytes",

@@ -59,6 +59,18 @@ def connect(
     return client
 
 
+def close(client: redis.Redis) -> None:
+    """Close ``client``'s connections, and the sentinels' it asked for its master, if any.
+
+    redis-py's ``close`` of a ``master_for`` client leaves the Sentinel's own clients open;
+    their sockets then warn (ResourceWarning) whenever the garbage collector finds them.
+    """
+    client.close()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    if manager is not None:
+        manager.close()
+
+
 def master_for(sentinel: SentinelConfig, max_connections: int | None = None) -> redis.Redis:
     """A client of the master that ``sentinel``'s sentinels report (redis-py's
     ``Sentinel.master_for``)."""

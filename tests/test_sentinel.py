@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -159,7 +160,7 @@ def test_a_read_cut_short_leaves_no_reply_behind_for_the_next_command(group):
         signal.signal(signal.SIGALRM, previous)
     assert conn.ping() is True  # not the BLPOP's nil, two seconds later
     assert conn.get("probe") == b"value"
-    conn.close()
+    store.close(conn)
 
 
 @pytest.fixture
@@ -316,7 +317,7 @@ def test_make_run_uses_the_sentinels_master_and_starts_no_redis(group, tmp_path)
         assert wait_for(base, job_id, final, "an end")["status"] == "finished"
         master = store.connect(sentinel=SentinelConfig.from_env(env))
         assert store.get_job(master, job_id)["status"] == "finished"
-        master.close()
+        store.close(master)
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(60)
@@ -324,3 +325,32 @@ def test_make_run_uses_the_sentinels_master_and_starts_no_redis(group, tmp_path)
     assert "using the Redis master that REDIS_SENTINELS report" in output
     assert "started redis" not in output and not (tmp_path / "var").exists()
     assert run.returncode == 0, output[-3000:]
+
+
+def connections_to(ports) -> int:
+    """This process's established TCP connections to any of ``ports`` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+        count += state == "01" and remote_port in ports and inode in inodes
+    return count
+
+
+def test_closing_a_sentinel_client_closes_the_sentinels_connections_too(group):
+    """Closing only the master's client left the Sentinel's own sockets open, for the garbage
+    collector to warn about (ResourceWarning) in whichever test it happened to run."""
+    master = store.connect(sentinel=SentinelConfig.from_env(sentinel_env(group)))
+    master.set("probe", "value")
+    assert connections_to(group.sentinel_ports) > 0
+    store.close(master)
+    assert connections_to(group.sentinel_ports) == 0
+    assert connections_to(group.data_ports) == 0
