@@ -9,6 +9,7 @@ import codecs
 import csv
 import io
 import math
+import os
 import shutil
 import tempfile
 import zipfile
@@ -36,12 +37,16 @@ BLOCK_ROWS = 4096
 MAX_LINE_BYTES = 1 << 20
 # Bodies are spooled to disk in chunks of this size before parsing.
 SPOOL_CHUNK = 1 << 20
-# The fast CSV path parses the body in pieces of whole lines of about this size: two of
-# pyarrow's 1 MiB blocks, which it parses on two cores, and small beside the arrays it fills.
-# A 94 MB file (interleaved rounds, 2 cores): 0.19-0.21 s in 2 MiB pieces, peak memory 1.19x
-# its arrays; 0.24-0.29 s and 1.07x in 1 MiB pieces (one block: one core); 0.19-0.23 s and
-# 1.25x in 4 MiB; 0.23-0.28 s in 16 MiB.
-ARROW_CHUNK_BYTES = 2 << 20
+# The fast CSV path parses the body in pieces of whole lines, small beside the arrays they fill:
+# this many bytes of text per byte of a stored value, so 2 MiB for float64 and 1 MiB for float32
+# (the text and its parsed table take the same memory whatever the arrays' dtype). Each piece is
+# cut into blocks that pyarrow parses one per thread: with its default 1 MiB blocks, a 1 MiB
+# piece ran on one core. Measured on 2 cores in interleaved rounds, float64 (a 94 MB file):
+# 2 MiB pieces 0.23-0.26 s, peak memory 1.16x the arrays; 1 MiB pieces 0.22-0.68 s in 512 KiB
+# blocks, 0.41-0.51 s in one block. float32 (67 MB): 1 MiB pieces in 512 KiB blocks 1.25x;
+# 2 MiB pieces 1.36-1.51x, over the 1.5 the tests hold it to.
+ARROW_TEXT_BYTES_PER_VALUE_BYTE = 1 << 18
+ARROW_MIN_BLOCK_BYTES = 1 << 18
 # Arrays are first sized for this much more than the rows the first lines predict: pages
 # never written are never resident, and the shrink at the end gives the rest back.
 ROW_ESTIMATE_MARGIN = 1.05
@@ -295,7 +300,7 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
     """``read_csv``'s fast path over a seekable file of ``size`` bytes.
 
     The header is read by ``csv.reader``, as ``read_csv_exact`` reads it (the same errors).
-    The rows are cut into chunks of whole lines, ``ARROW_CHUNK_BYTES`` at most, each parsed by
+    The rows are cut into chunks of whole lines (``_piece_bytes`` at most), each parsed by
     pyarrow on all cores and copied into the arrays. So beside X and y only a chunk and its
     table are held: the arrays are sized from the file's bytes per line up front (pages never
     written are never resident) and shrunk at the end.
@@ -305,6 +310,7 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
             is not finite (in ``dtype``).
     """
     dtype = np.dtype(dtype)
+    piece = _piece_bytes(dtype)
     lines = _Lines(spool)
     reader = csv.reader(lines, strict=True)
     try:
@@ -316,7 +322,7 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
     y = _Rows(len(y_cols), dtype, max_bytes, capacity)
     columns = [f"c{i}" for i in range(len(names))]
     options = {
-        "read_options": pa_csv.ReadOptions(column_names=columns),
+        "read_options": pa_csv.ReadOptions(column_names=columns, block_size=_block_bytes(piece)),
         "parse_options": pa_csv.ParseOptions(newlines_in_values=False),
         "convert_options": pa_csv.ConvertOptions(
             column_types=dict.fromkeys(columns, pa.float64()),
@@ -325,7 +331,7 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
             quoted_strings_can_be_null=False,
         ),
     }
-    for chunk in _line_chunks(spool):
+    for chunk in _line_chunks(spool, piece):
         try:
             table = pa_csv.read_csv(pa.py_buffer(chunk), **options)
         except pa.ArrowException:
@@ -339,6 +345,17 @@ def read_csv_arrow(spool, size: int, targets, dtype="float64", max_bytes=None, m
     return _finish(X, y, max_bytes)
 
 
+def _piece_bytes(dtype: np.dtype) -> int:
+    """The text parsed at a time into ``dtype`` arrays."""
+    return ARROW_TEXT_BYTES_PER_VALUE_BYTE * dtype.itemsize
+
+
+def _block_bytes(piece: int) -> int:
+    """pyarrow's block size: a piece's share for each thread of pyarrow's pool (one per CPU),
+    ``ARROW_MIN_BLOCK_BYTES`` at least."""
+    return max(ARROW_MIN_BLOCK_BYTES, piece // (os.cpu_count() or 1))
+
+
 def _finish(X: "_Rows", y: "_Rows", max_bytes: int | None):
     """X and y as parsed, once the last row is in; both parsers end here."""
     if X.n == 0:
@@ -349,15 +366,15 @@ def _finish(X: "_Rows", y: "_Rows", max_bytes: int | None):
     return X_out, y_out
 
 
-def _line_chunks(spool):
-    """The rest of ``spool`` in pieces of whole lines, about ``ARROW_CHUNK_BYTES`` each
+def _line_chunks(spool, piece: int):
+    """The rest of ``spool`` in pieces of whole lines, about ``piece`` bytes each
     (views, not copies).
 
     Raises:
         _NotFast: a line is longer than ``MAX_LINE_BYTES``.
     """
     rest = b""
-    while data := spool.read(ARROW_CHUNK_BYTES):
+    while data := spool.read(piece):
         if rest:
             data = rest + data
         cut = data.rfind(b"\n") + 1
