@@ -229,7 +229,8 @@ def _plan_trial(conn, request: dict, index: int, values: dict, tenant, config) -
             raise InvalidJob(str(exc), {f"parameters.{path}": [str(exc)]}) from exc
     try:
         job = JobCreateSchema().load(body)
-        trial = submission.plan(conn, job, tenant, config)
+        # Parameters never set callbacks (ROOTS): the first trial's check holds for all.
+        trial = submission.plan(conn, job, tenant, config, check_hooks=index == 0)
     except ValidationError as exc:
         raise trial_error(index, values, flatten(exc.messages)) from exc
     except InvalidJob as exc:

@@ -3,6 +3,7 @@ search, cancellation, median stopping, and refusals before anything is stored.""
 
 import copy
 import json
+import socket
 import time
 
 import numpy as np
@@ -395,3 +396,28 @@ def test_recording_a_trial_end_twice_queues_one_next_trial(client, redis_conn):
     assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200
     assert sweeps.trial_ended(redis_conn, ids[0]) is None  # ended already: nothing more
     assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1", f"{ids[1]}-1"]
+
+
+def test_a_sweeps_callbacks_are_resolved_once_not_once_a_trial(make_app, monkeypatch):
+    """Trials cannot set callbacks, so the first trial's check (the secret, and every URL's
+    host resolved to a public address) holds for the others: 12 trials, 1 lookup."""
+    client = make_app(WEBHOOK_ALLOW_PRIVATE=True).test_client()
+    client.post("/v1/webhooks/secret")
+    lookups = []
+    resolve = socket.getaddrinfo
+
+    def counting(host, *args, **kwargs):
+        lookups.append(host)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    body = sweep_body({LR: {"values": [0.01 * (i + 1) for i in range(12)]}})
+    body["job"]["callbacks"] = [{"url": "http://localhost:9/hook"}]
+    answer = client.post("/v1/sweeps?dry_run=true", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["trials"] == 12
+    assert lookups == ["localhost"]
+    body["job"]["callbacks"] = [{"url": "http://no-such-host.invalid/hook"}]
+    answer = client.post("/v1/sweeps?dry_run=true", json=body)
+    assert answer.status_code == 422
+    assert "callbacks.0.url" in json.dumps(answer.get_json()["errors"])
