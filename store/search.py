@@ -185,9 +185,11 @@ def relabel(conn: redis.Redis, job_id: str, changes: dict) -> bool:
         while True:
             try:
                 pipe.watch(key)
-                tenant, name, tags = map(json_or_none, pipe.hmget(key, "tenant", "name", "tags"))
-                if tenant is None:
+                fields = pipe.hmget(key, "status", "tenant", "name", "tags")
+                status, tenant, name, tags = map(json_or_none, fields)
+                if status is None:
                     return False
+                tenant = tenant or PUBLIC_TENANT  # a job stored before tenants were
                 score = pipe.zscore(tenant_jobs_key(tenant), job_id)
                 new_name = changes["name"] if "name" in changes else name
                 new_tags = changes["tags"] if "tags" in changes else tags

@@ -301,3 +301,18 @@ def test_round_trips_grow_with_batches_not_jobs(redis_url, redis_conn):
     # lock's renewal; then the marker twice, the lock, the marker's write, the release.
     batches = 2 * n // batch  # ZSCAN's COUNT is a hint (~100 hash buckets, not members)
     assert trips <= 6 * batches + 5 < n / 5, trips
+
+
+def test_a_job_stored_before_tenants_can_be_relabeled_once_indexed(client, redis_conn):
+    job_id = client.post("/v1/jobs", json={**GOOD_JOB, "name": "old"}).get_json()["id"]
+    redis_conn.hdel(store.job_key(job_id), "tenant")  # as a release before tenants stored it
+    as_an_old_release_left_them(redis_conn, ["public"], TAGS, METRICS)
+    assert migrations.backfill_search(redis_conn) == 1
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 200  # the public tenant's
+
+    patched = client.patch(f"/v1/jobs/{job_id}", json={"name": "new", "tags": ["red"]})
+    assert patched.status_code == 200, patched.get_json()
+    assert (patched.get_json()["name"], patched.get_json()["tags"]) == ("new", ["red"])
+    listed = client.get("/v1/jobs?name=ne&tag=red").get_json()["jobs"]
+    assert [j["id"] for j in listed] == [job_id]
+    assert client.get("/v1/jobs?name=old").get_json()["jobs"] == []

@@ -420,6 +420,27 @@ def test_a_webhook_worker_stopped_while_redis_is_down_exits_with_its_scheduler(
         os.killpg(worker.pid, 0)  # nothing left in its process group
 
 
+@pytest.mark.process
+def test_a_webhook_worker_whose_start_fails_exits_with_its_scheduler(
+    redis_url, redis_conn, start_webhook_worker
+):
+    # A Redis user that may take the scheduler's lock but not register a worker: the worker's
+    # start fails once its scheduler runs, as when Redis goes away at that moment.
+    user = "schedulers-only"
+    redis_conn.acl_setuser(
+        user, enabled=True, passwords=["+pw"], commands=["+@all"], keys=["rq:schedul*"]
+    )
+    try:
+        worker = start_webhook_worker(REDIS_URL=redis_url.replace("//", f"//{user}:pw@", 1))
+        # rq's scheduler process is not a daemon: left running, the worker could not exit.
+        assert worker.wait(STOP_TIMEOUT) != 0
+        with pytest.raises(ProcessLookupError):
+            os.killpg(worker.pid, 0)  # nothing left in its process group
+        assert redis_conn.get("rq:scheduler-lock:" + store.queue.WEBHOOK_QUEUE_NAME) is None
+    finally:
+        redis_conn.acl_deluser(user)
+
+
 # -- with the Flask test client ------------------------------------------------------------
 
 

@@ -201,4 +201,12 @@ def main() -> None:
         names, connection=conn, serializer=JSONSerializer, logging_level=level
     )
     worker.scheduler.acquire_locks(auto_start=True)
-    worker.work(logging_level=level)
+    try:
+        worker.work(logging_level=level)
+    finally:
+        # work() stops the scheduler when its loop ends, but not when it fails before the loop
+        # (its bootstrap: Redis gone, say); rq's scheduler process is no daemon, so one left
+        # running would keep this process from exiting, its lock held and its queue unserved.
+        process = worker.scheduler._process
+        if process is not None and process.is_alive():
+            worker.stop_scheduler()
