@@ -125,7 +125,6 @@ class Optimizer:
         self.n_weights = n_weights
         self.t = 0
         self._tmp = np.zeros(size, dtype)
-        self._tmp2 = np.zeros(size, dtype) if self.slots else None
         for slot in self.slots:
             setattr(self, slot, np.zeros(size, dtype))
         self._split = None
@@ -155,25 +154,25 @@ class Optimizer:
             np.multiply(params[w], self.weight_decay, out=self._tmp[w])
             grads[w] += self._tmp[w]
         if self._split is None or self._split[0] is not params or self._split[1] is not grads:
-            buffers = [params, grads, self._tmp, self._tmp2]
+            buffers = [params, grads, self._tmp]
             buffers += [getattr(self, slot) for slot in self.slots]
             self._split = (params, grads, Split(buffers))
         self._split[2].run(self._update, lr)
 
-    def _update(self, lr: float, params, grads, tmp, tmp2, *slots):
+    def _update(self, lr: float, params, grads, tmp, *slots):
         """The update of one piece of the buffers: every argument after ``lr`` is a view of the
-        same elements of params, grads, two scratch buffers and each of ``slots`` in order."""
+        same elements of params, grads, a scratch buffer and each of ``slots`` in order."""
         raise NotImplementedError
 
     @staticmethod
-    def _scaled_step(lr: float, eps: float, params, grads, accumulator, tmp, tmp2) -> None:
+    def _scaled_step(lr: float, eps: float, params, grads, accumulator, tmp) -> None:
         """p ← p − lr·g/(√accumulator + ε): RMSprop's and Adagrad's step, one ufunc order so
-        both keep their bytes; ``tmp`` and ``tmp2`` are overwritten."""
+        both keep their bytes; ``tmp`` is overwritten."""
         np.sqrt(accumulator, out=tmp)
         tmp += eps
-        np.divide(grads, tmp, out=tmp2)
-        tmp2 *= lr
-        params -= tmp2
+        np.divide(grads, tmp, out=tmp)
+        tmp *= lr
+        params -= tmp
 
     def state(self) -> tuple[dict, dict]:
         """(scalars, arrays) that restore this optimizer exactly."""
@@ -209,7 +208,7 @@ class SGD(Optimizer):
             raise SpecError(f"{path}.nesterov", "needs momentum > 0")
         return out
 
-    def _update(self, lr, params, grads, tmp, tmp2, v=None):
+    def _update(self, lr, params, grads, tmp, v=None):
         np.multiply(grads, lr, out=tmp)
         if not self.momentum:
             params -= tmp
@@ -248,7 +247,7 @@ class Adam(Optimizer):
         self.epsilon = config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, lr, params, grads, tmp, tmp2, m, v):
+    def _update(self, lr, params, grads, tmp, m, v):
         b1, b2, t = self.beta_1, self.beta_2, self.t
         m *= b1
         m += grads
@@ -280,12 +279,12 @@ class RMSprop(Optimizer):
         self.rho, self.epsilon = config["rho"], config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, lr, params, grads, tmp, tmp2, v):
+    def _update(self, lr, params, grads, tmp, v):
         np.multiply(grads, grads, out=tmp)
         tmp -= v
         tmp *= 1.0 - self.rho
         v += tmp
-        self._scaled_step(lr, self.epsilon, params, grads, v, tmp, tmp2)
+        self._scaled_step(lr, self.epsilon, params, grads, v, tmp)
 
 
 class Adagrad(Optimizer):
@@ -303,10 +302,10 @@ class Adagrad(Optimizer):
         self.epsilon = config["epsilon"]
         super().__init__(size, n_weights, dtype, config)
 
-    def _update(self, lr, params, grads, tmp, tmp2, acc):
+    def _update(self, lr, params, grads, tmp, acc):
         np.multiply(grads, grads, out=tmp)
         acc += tmp
-        self._scaled_step(lr, self.epsilon, params, grads, acc, tmp, tmp2)
+        self._scaled_step(lr, self.epsilon, params, grads, acc, tmp)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, RMSprop, Adagrad)}

@@ -42,7 +42,7 @@ def test_split_updates_are_bit_identical(name, dtype, pieces):
     for n in (1, pieces):
         params = rng.standard_normal(SIZE).astype(dtype)
         opt = optimizer(name, dtype)
-        buffers = [params, None, opt._tmp, opt._tmp2, *(getattr(opt, s) for s in opt.slots)]
+        buffers = [params, None, opt._tmp, *(getattr(opt, s) for s in opt.slots)]
         grads_rng = np.random.default_rng(1)
         for _ in range(5):
             grads = grads_rng.standard_normal(SIZE).astype(dtype)
