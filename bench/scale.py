@@ -44,7 +44,7 @@ from backprop import Trainer
 from bench import reaper_pass
 from devtools import embedded_redis
 from devtools.probes import answers_ok, free_port
-from devtools.processes import stop_all, wait_until
+from devtools.processes import cpu_seconds, stop_all, wait_until
 from store import FINAL_STATUSES
 from workers.settings import Settings
 
@@ -157,12 +157,6 @@ def in_process_jobs_per_s(jobs: list[dict], processes: int = 1) -> tuple[float, 
             list(pool.map(train_all, [jobs[i::processes] for i in range(processes)]))
     cpu_ms = (time.process_time() - cpu0) * 1000 / len(jobs)
     return len(jobs) / (time.perf_counter() - t0), cpu_ms if processes == 1 else float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- 3 to 5. the stack -----------------------------------------------------------------------

@@ -42,7 +42,7 @@ import requests
 from backprop import Trainer
 from devtools import embedded_redis
 from devtools.probes import answers_ok, free_port
-from devtools.processes import stop_all, wait_until
+from devtools.processes import cpu_seconds, stop_all, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = os.environ.get("BENCH_DURATION", "5s")
@@ -220,11 +220,8 @@ def warm_predict_stack(bench: str):
 def workers_cpu_seconds(api_pid: int) -> float:
     """User + system CPU seconds so far of gunicorn's worker processes (the master's children),
     from /proc: what the server spent, whoever else shares the host."""
-    ticks = 0
-    for child in Path(f"/proc/{api_pid}/task/{api_pid}/children").read_text().split():
-        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime and stime, stat's 14th and 15th
-    return ticks / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{api_pid}/task/{api_pid}/children").read_text().split()
+    return sum(cpu_seconds(int(child)) for child in children)
 
 
 def batch_rows(n_inputs: int) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""Waiting for child processes to get ready, and stopping them."""
+"""Waiting for child processes to get ready, stopping them, and reading their CPU time."""
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def wait_until(
@@ -53,3 +55,9 @@ def stop_all(processes: Sequence[subprocess.Popen], timeout: float) -> list[subp
             process.wait()
             killed.append(process)
     return killed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
