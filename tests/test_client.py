@@ -20,7 +20,7 @@ from backprop_client import (
 from backprop_client.client import ROUTES
 from backprop_client.sse import Event, lines, parse
 from tests.support.apps import serve_api
-from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y
+from tests.support.jobs import GOOD_JOB, LONG_JOB, XOR_X, XOR_Y, edited
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.yaml"
 # GOOD_JOB, long enough for a few progress flushes.
@@ -222,7 +222,8 @@ def test_a_sweep_cancels_and_refuses_an_invalid_trial(bp):
 def test_aliases_name_models_for_predict_and_warm_starts(bp, live_server, start_worker):
     start_worker()
     first, second = (
-        bp.submit(**edited_seed(seed)).wait(timeout=DEADLINE)["model_id"] for seed in (1, 2)
+        bp.submit(**edited(("network.seed", seed))).wait(timeout=DEADLINE)["model_id"]
+        for seed in (1, 2)
     )
     made = bp.set_alias("production", first)
     assert made == Alias("production", first, made.history) and len(made.history) == 1
@@ -268,13 +269,6 @@ def test_the_spec_of_a_warm_started_job_names_its_initial_model(bp, start_worker
     child = bp.submit(**GOOD_JOB, initial_model_id=parent)
     spec = bp.job_spec(child.id)
     assert (spec.get("initial_model_id"), spec.get("keep_preprocessing")) == (parent, True)
-
-
-def edited_seed(seed: int) -> dict:
-    """GOOD_JOB with another network seed."""
-    job = copy.deepcopy(GOOD_JOB)
-    job["network"]["seed"] = seed
-    return job
 
 
 def test_job_update_changes_only_what_is_given(bp):

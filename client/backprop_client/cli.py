@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import os
-import signal
 import sys
 from typing import Any
 
@@ -26,6 +25,8 @@ from backprop_client.cli_support import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     UsageError,
+    add_wait_arguments,
+    follow,
     load_object,
     print_table,
 )
@@ -91,10 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("job", help="the job as JSON (network, training, data or dataset_id)")
     submit.add_argument("--data", help="a CSV, NPY or NPZ file to upload and train on")
     submit.add_argument("--target", nargs="+", help="the target column(s) of --data")
-    submit.add_argument("--wait", action="store_true", help="follow it to its end")
-    submit.add_argument(
-        "--cancel-on-interrupt", action="store_true", help="with --wait: cancel it on Ctrl-C"
-    )
+    add_wait_arguments(submit, "to its end")
     submit.set_defaults(run=run_submit)
 
     jobs = commands.add_parser("jobs", help="list or show jobs").add_subparsers(required=True)
@@ -146,17 +144,8 @@ def run_submit(client: Client, args: argparse.Namespace) -> int:
     print(job.id)
     if not args.wait:
         return 0
-    if args.cancel_on_interrupt:
-        # Ctrl-C from a terminal reaches the whole process group; SIGTERM is treated the same.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        record = job.wait(progress=True)
-    except KeyboardInterrupt:
-        if args.cancel_on_interrupt:
-            job.cancel()
-            print(f"interrupted: asked the service to cancel job {job.id}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return report(record)
+    record = follow(job, "job", args.cancel_on_interrupt)
+    return EXIT_INTERRUPTED if record is None else report(record)
 
 
 def report(record: dict) -> int:

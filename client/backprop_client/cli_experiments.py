@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from typing import Any
 
 from backprop_client.aliases import Alias
-from backprop_client.cli_support import EXIT_FAILED, EXIT_INTERRUPTED, load_object, print_table
+from backprop_client.cli_support import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    add_wait_arguments,
+    follow,
+    load_object,
+    print_table,
+)
 from backprop_client.client import Client
 from backprop_client.sweeps import sweep_line
 
@@ -21,11 +27,8 @@ def add_commands(commands: Any) -> None:
     )
     submit = sweeps.add_parser("submit", help="start a sweep from a JSON file")
     submit.add_argument("sweep", help="the sweep as JSON: job, parameters, objective, parallel...")
-    submit.add_argument("--wait", action="store_true", help="follow it until every trial ends")
+    add_wait_arguments(submit, "until every trial ends")
     submit.add_argument("--dry-run", action="store_true", help="check it and print the estimate")
-    submit.add_argument(
-        "--cancel-on-interrupt", action="store_true", help="with --wait: cancel it on Ctrl-C"
-    )
     submit.set_defaults(run=run_sweeps_submit)
     show = sweeps.add_parser("show", help="a sweep and its trials as a table")
     show.add_argument("id")
@@ -59,18 +62,11 @@ def run_sweeps_submit(client: Client, args: argparse.Namespace) -> int:
     print(sweep.id, flush=True)
     if not args.wait:
         return 0
-    if args.cancel_on_interrupt:
-        # As submit --wait: Ctrl-C reaches the whole process group; SIGTERM is treated the same.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        sweep.wait(progress=True)
-    except KeyboardInterrupt:
-        if args.cancel_on_interrupt:
-            sweep.cancel()
-            print(f"interrupted: asked the service to cancel sweep {sweep.id}", file=sys.stderr)
+    record = follow(sweep, "sweep", args.cancel_on_interrupt)
+    if record is None:
         return EXIT_INTERRUPTED
-    print_trials(sweep.record)
-    return report(sweep.record)
+    print_trials(record)
+    return report(record)
 
 
 def report(record: dict) -> int:

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Literal, TextIO, overload
+from typing import Any, Literal, overload
 
 import requests
 
@@ -21,6 +21,7 @@ from backprop_client.aliases import Alias
 from backprop_client.errors import ApiError, RateLimited, Unavailable, error_from
 from backprop_client.sse import Event, lines, parse
 from backprop_client.sweeps import Sweep
+from backprop_client.waiting import FINAL_STATUSES, check, draw
 
 ROUTES: dict[str, tuple[str, str]] = {
     "submit": ("POST", "/v1/jobs"),
@@ -45,7 +46,6 @@ ROUTES: dict[str, tuple[str, str]] = {
     "get_alias": ("GET", "/v1/aliases/{name}"),
     "delete_alias": ("DELETE", "/v1/aliases/{name}"),
 }
-FINAL_STATUSES = ("finished", "failed", "canceled")
 SUBMIT_RETRIES = 5  # attempts after the first for a 429 or 503 on submit
 MAX_RETRY_SLEEP = 30.0  # seconds: a longer Retry-After is cut to this
 TIMEOUT = 30.0  # seconds for an ordinary request
@@ -437,10 +437,10 @@ class Job:
                         yield event.event, data
                         if event.event == "status" and data["status"] in FINAL_STATUSES:
                             return
-                        _check(deadline)
+                        check(deadline, "job")
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
                 pass  # cut (e.g. the API process restarting): reconnect from last_event_id
-            _check(deadline)
+            check(deadline, "job")
             time.sleep(RECONNECT_DELAY)
 
     def wait(self, progress: bool = False, timeout: float | None = None) -> dict:
@@ -454,7 +454,7 @@ class Job:
         try:
             for name, data in self.events(deadline=deadline):
                 if progress and name == "progress":
-                    _draw(progress_line(data), sys.stderr)
+                    draw(progress_line(data), sys.stderr)
         except Unavailable:
             self._poll(deadline)
         finally:
@@ -465,7 +465,7 @@ class Job:
     def _poll(self, deadline: float | None) -> None:
         """Long poll until the job has ended."""
         while self.refresh()["status"] not in FINAL_STATUSES:
-            _check(deadline)
+            check(deadline, "job")
             left = LONG_POLL_SECONDS if deadline is None else deadline - time.monotonic()
             try:
                 self.refresh(wait=max(1, min(LONG_POLL_SECONDS, int(left))))
@@ -558,20 +558,10 @@ def progress_line(progress: dict) -> str:
     return text
 
 
-def _draw(line: str, stream: TextIO) -> None:
-    stream.write("\r" + line.ljust(79))
-    stream.flush()
-
-
 def _read_timeout(deadline: float | None) -> float:
     if deadline is None:
         return STREAM_READ_TIMEOUT
     return max(1.0, min(STREAM_READ_TIMEOUT, deadline - time.monotonic()))
-
-
-def _check(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        raise TimeoutError("The job did not end before the timeout.")
 
 
 def _job_body(

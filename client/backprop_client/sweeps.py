@@ -6,10 +6,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from backprop_client.waiting import FINAL_STATUSES, check, draw
+
 if TYPE_CHECKING:
     from backprop_client.client import Client, Job, Model
 
-ENDED = ("finished", "failed", "canceled")  # a trial's final statuses
 POLL_SECONDS = 0.5  # between two reads of a sweep in ``Sweep.wait`` (it has no long poll)
 
 
@@ -52,7 +53,7 @@ class Sweep:
     def ended(self) -> bool:
         """True once the sweep is not running and every trial has ended (a started trial of
         a canceled sweep stops at its next epoch)."""
-        return self.status != "running" and all(t["status"] in ENDED for t in self.trials)
+        return self.status != "running" and all(t["status"] in FINAL_STATUSES for t in self.trials)
 
     def refresh(self) -> dict:
         """Read the sweep again; its record."""
@@ -75,15 +76,14 @@ class Sweep:
         try:
             while not self.ended:
                 if progress:
-                    sys.stderr.write("\r" + sweep_line(self.record).ljust(79))
-                    sys.stderr.flush()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError("The sweep did not end before the timeout.")
+                    draw(sweep_line(self.record), sys.stderr)
+                check(deadline, "sweep")
                 time.sleep(POLL_SECONDS)
                 self.refresh()
         finally:
             if progress:
-                sys.stderr.write("\r" + sweep_line(self.record).ljust(79) + "\n")
+                draw(sweep_line(self.record), sys.stderr)
+                sys.stderr.write("\n")
         return self.record
 
     def best_job(self) -> Job | None:
@@ -101,8 +101,8 @@ def sweep_line(record: dict) -> str:
     """``sweep <id> running 3/6 ended (finished 2, failed 0, canceled 1) best val_loss 0.0123
     (trial 4)`` for a sweep's record."""
     counts, trials = record.get("counts") or {}, record.get("trials") or []
-    ended = sum(counts.get(status, 0) for status in ENDED)
-    by_status = ", ".join(f"{status} {counts.get(status, 0)}" for status in ENDED)
+    ended = sum(counts.get(status, 0) for status in FINAL_STATUSES)
+    by_status = ", ".join(f"{status} {counts.get(status, 0)}" for status in FINAL_STATUSES)
     text = f"sweep {record['id']} {record['status']} {ended}/{len(trials)} ended ({by_status})"
     best = record.get("best_trial")
     if best is not None:
