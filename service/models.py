@@ -12,7 +12,7 @@ import store
 from store import FINAL_STATUSES
 
 from .aliases import delete_unless_aliased, model_id_of
-from .auth import PUBLIC, current_tenant
+from .auth import PUBLIC, current_tenant, owned_or_404
 from .endpoints import big_body_hint, doc_only, prediction
 from .errors import Blueprint
 from .extensions import model_cache, redis_conn
@@ -74,8 +74,7 @@ def load_model(model_id: str):
     entry = cache.get(model_id)
     if entry is not None:
         model, owner, age = entry
-        if not current_tenant().owns({"tenant": owner}):
-            abort(404, message=f"No model {model_id}.")
+        owned_or_404({"tenant": owner}, "model", model_id)
         if age < RECHECK_SECONDS:
             return model
         if store.model_exists(redis_conn(), model_id):
@@ -103,9 +102,7 @@ class Model(MethodView):
     def delete(self, model_id):
         """Delete a model; models are kept until this is called. 409 while aliases point at it."""
         model_id = model_id_of(model_id)
-        meta = store.load_model_meta(redis_conn(), model_id)
-        if meta is None or not current_tenant().owns(meta):
-            abort(404, message=f"No model {model_id}.")
+        owned_or_404(store.load_model_meta(redis_conn(), model_id), "model", model_id)
         delete_unless_aliased(model_id)
         model_cache().discard(model_id)
 

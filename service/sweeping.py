@@ -350,11 +350,10 @@ def cancel(conn: redis.Redis, sweep_id: str, tenant: str, data_ttl_seconds: int)
         How many started trials were asked to stop.
     """
     stopping = 0
-    for job_id in sweeps.cancel_sweep(conn, sweep_id):
-        record = store.get_job(conn, job_id)
-        if record is None or record["status"] in FINAL_STATUSES:
+    for record in sweeps.load_trials(conn, sweeps.cancel_sweep(conn, sweep_id)):
+        if record.get("status") is None or record["status"] in FINAL_STATUSES:  # gone or ended
             continue
-        if not submission.cancel(conn, job_id, tenant, data_ttl_seconds):
+        if not submission.cancel(conn, record["id"], tenant, data_ttl_seconds):
             stopping += 1
     return stopping
 

@@ -167,3 +167,18 @@ def app(make_app: Callable[..., Flask], app_config: dict) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """The Flask test client of ``app``."""
     return app.test_client()
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """A list that gets one entry per round trip any client in this process makes (each packed
+    command sent: a pipeline counts once, as it costs once)."""
+    sent = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent

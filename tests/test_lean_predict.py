@@ -15,24 +15,7 @@ from backprop import Model
 from service.models import predict as predict_view
 from store import load_model_bytes
 from tests.support.checks import assert_error
-from tests.support.jobs import SOFTMAX_JOB, edited, trained, v2_request
-
-DOUBLING = [
-    {"W": [[2.0, 0.0], [0.0, 2.0]], "b": [0.0, 0.0]},
-    {"W": [[2.0], [2.0]], "b": [0.0]},
-]
-
-
-def linear_job(dtype: str = "float64") -> dict:
-    """Outputs 4·(x0 + x1), with fixed weights (a learning rate of 1e-9 keeps them)."""
-    return edited(
-        ("network.dtype", dtype),
-        ("network.layers.0.activation", "linear"),
-        ("network.layers.1.activation", "linear"),
-        ("training.optimizer.learning_rate", 1e-9),
-        ("training.epochs", 1),
-        ("initial_weights", DOUBLING),
-    )
+from tests.support.jobs import SOFTMAX_JOB, edited, linear_job, trained, v2_request
 
 
 def stored_model(redis_conn, model_id: str) -> Model:

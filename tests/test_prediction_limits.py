@@ -12,27 +12,12 @@ import pytest
 import store
 from service import create_app
 from tests.support.checks import assert_error
-from tests.support.jobs import GOOD_JOB, edited, trained, v2_request
+from tests.support.jobs import GOOD_JOB, linear_job, trained, v2_request
 
 MAX_ROWS = 3
-# Fixed weights that double every input twice: 1e300 overflows float32 on the way in, 1e308
-# overflows float64 in the hidden layer. A learning rate of 1e-9 leaves them as they are.
-DOUBLING = [
-    {"W": [[2.0, 0.0], [0.0, 2.0]], "b": [0.0, 0.0]},
-    {"W": [[2.0], [2.0]], "b": [0.0]},
-]
+# linear_job doubles every input twice: 1e300 overflows float32 on the way in, 1e308
+# overflows float64 in the hidden layer.
 OVERFLOWING = {"float32": 1e300, "float64": 1e308}
-
-
-def linear_job(dtype: str) -> dict:
-    return edited(
-        ("network.dtype", dtype),
-        ("network.layers.0.activation", "linear"),
-        ("network.layers.1.activation", "linear"),
-        ("training.optimizer.learning_rate", 1e-9),
-        ("training.epochs", 1),
-        ("initial_weights", DOUBLING),
-    )
 
 
 def strict_json(response):

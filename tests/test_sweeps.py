@@ -338,6 +338,21 @@ def test_a_trial_canceled_while_waiting_is_skipped_and_the_cap_kept(client, redi
     assert store.get_job(redis_conn, ids[1]).get("rq_job_id") is None
 
 
+def test_deleting_a_sweep_reads_its_trials_records_in_one_round_trip(
+    client, redis_conn, round_trips
+):
+    body = sweep_body({LR: {"values": [0.1, 0.2, 0.3, 0.4, 0.5]}}, parallel=1)
+    sweep_id = client.post("/v1/sweeps", json=body).get_json()["id"]
+    del round_trips[:]
+    response = client.delete(f"/v1/sweeps/{sweep_id}")
+    assert response.status_code == 200, response.get_json()
+    assert {t["status"] for t in response.get_json()["trials"]} == {"canceled"}
+    # The sweep's record and its 5 trials' (one pipeline) for the view before, the same after,
+    # and the trials' once for sweeping.cancel: not one read a trial.
+    reads = [sent for sent in round_trips if b"HGETALL" in b"".join(sent)]
+    assert len(reads) == 5, len(reads)
+
+
 def test_sweeps_are_listed_newest_first_in_pages(client):
     body = sweep_body({LR: {"values": [0.1]}})
     ids = [client.post("/v1/sweeps", json=body).get_json()["id"] for _ in range(3)]

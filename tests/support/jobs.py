@@ -105,6 +105,25 @@ def long_job(epochs: int = 1500, **training) -> dict:
     }
 
 
+# Fixed weights that double every input twice. A learning rate of 1e-9 leaves them as they are.
+DOUBLING = [
+    {"W": [[2.0, 0.0], [0.0, 2.0]], "b": [0.0, 0.0]},
+    {"W": [[2.0], [2.0]], "b": [0.0]},
+]
+
+
+def linear_job(dtype: str = "float64") -> dict:
+    """Outputs 4·(x0 + x1) in ``dtype``, with fixed weights (DOUBLING, kept by training)."""
+    return edited(
+        ("network.dtype", dtype),
+        ("network.layers.0.activation", "linear"),
+        ("network.layers.1.activation", "linear"),
+        ("training.optimizer.learning_rate", 1e-9),
+        ("training.epochs", 1),
+        ("initial_weights", DOUBLING),
+    )
+
+
 def trained(client, job: dict) -> str:
     response = client.post("/v1/jobs", json=job)
     assert response.status_code == 202, response.get_json()
