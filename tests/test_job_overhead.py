@@ -7,7 +7,6 @@ pipeline counts once, as it costs once.
 
 import numpy as np
 import pytest
-import redis
 from rq.serializers import JSONSerializer
 
 import store
@@ -21,20 +20,6 @@ JOB = {
     },
     "training": {"loss": "binary_crossentropy", "epochs": 5},
 }
-
-
-@pytest.fixture
-def round_trips(monkeypatch):
-    """A list that gets one entry per round trip any client in this process makes."""
-    sent = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        sent.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
-    return sent
 
 
 @pytest.fixture

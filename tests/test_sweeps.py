@@ -390,6 +390,19 @@ def test_waiting_trials_are_not_taken_for_orphans_by_the_reaper(client, redis_co
     assert [store.get_job(redis_conn, i).get("rq_job_id") for i in ids[1:]] == [None, None]
 
 
+def test_a_trial_end_reads_the_trial_once(client, redis_conn, round_trips):
+    body = sweep_body({LR: {"values": [0.1, 0.2]}}, parallel=1)
+    ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
+    redis_conn.ping()  # its connection is open before the count
+    del round_trips[:]
+    assert store.cancel_if_queued(redis_conn, ids[0], store.now_iso(), "public")
+    # One read of what the status change asks for (its sweep), then the next trial's record:
+    # the ended trial's sweep and tenant are not read again.
+    reads = [name for name in round_trips if name in ("HGET", "HMGET", "HGETALL")]
+    assert reads == ["HMGET", "HGETALL"], " ".join(round_trips)
+    assert queue.training_queue(redis_conn).job_ids == [f"{ids[0]}-1", f"{ids[1]}-1"]
+
+
 def test_recording_a_trial_end_twice_queues_one_next_trial(client, redis_conn):
     body = sweep_body({LR: {"values": [0.1, 0.2, 0.3]}}, parallel=1)
     ids = [t["job_id"] for t in client.post("/v1/sweeps", json=body).get_json()["trials"]]
