@@ -3,6 +3,7 @@ liveness, cancel flags, idempotency keys and per-tenant quota slots."""
 
 import json
 import time
+from collections.abc import Iterable
 
 import redis
 
@@ -71,7 +72,18 @@ end
 return 0
 """
 # Never moves a deadline earlier: a live lease that runs out later keeps its own.
-_EXPECT = _DEADLINE + "return redis.call('ZADD', KEYS[1], ARGV[3], deadline(ARGV[2]), ARGV[1])\n"
+_EXPECT = (
+    _DEADLINE
+    + """
+local at = deadline(ARGV[1])
+local entries = {}
+for i = 3, #ARGV do
+  entries[#entries + 1] = at
+  entries[#entries + 1] = ARGV[i]
+end
+return redis.call('ZADD', KEYS[1], ARGV[2], unpack(entries))
+"""
+)
 _DUE = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -112,7 +124,17 @@ def expect_lease(conn: redis.Redis, job_id: str, ttl_ms: int, only_new: bool = F
         only_new: leave a deadline the job already has as it is (``ZADD NX``); otherwise only
             a later deadline replaces it (``GT``).
     """
-    eval_script(conn, _EXPECT, [LEASE_DEADLINES], job_id, ttl_ms, "NX" if only_new else "GT")
+    expect_leases(conn, [job_id], ttl_ms, only_new)
+
+
+def expect_leases(
+    conn: redis.Redis, job_ids: Iterable[str], ttl_ms: int, only_new: bool = False
+) -> None:
+    """``expect_lease`` for any number of jobs, in one round trip (none for no jobs)."""
+    job_ids = list(job_ids)
+    if job_ids:
+        flag = "NX" if only_new else "GT"
+        eval_script(conn, _EXPECT, [LEASE_DEADLINES], ttl_ms, flag, *job_ids)
 
 
 def due_leases(conn: redis.Redis, limit: int) -> list[tuple[str, bytes]]:

@@ -17,6 +17,7 @@ from .codecs import (
     array_from_bytes,
     array_to_bytes,
     iso_from_timestamp,
+    json_or_none,
     now_iso,
     record_from_hash,
 )
@@ -325,7 +326,7 @@ def start_attempt(conn: redis.Redis, job_id: str, owner: str | None = None) -> i
         )
     )
     if attempt:
-        _status_changed(conn, job_id, JobStatus.STARTED)
+        _status_changed(conn, job_id, JobStatus.STARTED, tenant)
     return attempt
 
 
@@ -366,7 +367,7 @@ def finish_job(
         search.index_metrics(pipe, tenant, job_id, meta)
     _tidy(conn, pipe, job_id, data_ttl_seconds, tenant)
     pipe.execute()
-    _status_changed(conn, job_id, fields["status"])
+    _status_changed(conn, job_id, fields["status"], tenant)
 
 
 def mark_queued(conn, job_id: str) -> None:
@@ -443,20 +444,21 @@ def cancel_if_queued(conn: redis.Redis, job_id: str, ended_at: str, tenant: str)
         )
     )
     if canceled:
-        _status_changed(conn, job_id, JobStatus.CANCELED)
+        _status_changed(conn, job_id, JobStatus.CANCELED, tenant)
     return canceled
 
 
-def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus) -> None:
-    """A job has just become ``status``: queue the webhook deliveries it asked for, and a
-    sweep's next trial when a trial has ended."""
+def _status_changed(conn: redis.Redis, job_id: str, status: JobStatus, tenant: str) -> None:
+    """A job of ``tenant`` has just become ``status``: queue the webhook deliveries it asked
+    for, and a sweep's next trial when a trial has ended."""
     # Imported here: store.webhooks reads job records and queues through this module.
     from . import sweeps
     from .webhooks import job_event
 
-    # One read tells whether either has anything to do: for most jobs, neither has.
-    callbacks, sweep_id = conn.hmget(job_key(job_id), "callbacks", "sweep_id")
-    if callbacks is not None:
+    # One read tells whether either has anything to do: for most jobs, neither has. What it
+    # read is handed on, not read again.
+    callbacks, sweep_id = map(json_or_none, conn.hmget(job_key(job_id), "callbacks", "sweep_id"))
+    if callbacks:
         job_event(conn, job_id, status)
-    if status in FINAL_STATUSES and sweep_id not in (None, b"null"):
-        sweeps.trial_ended(conn, job_id)
+    if status in FINAL_STATUSES and sweep_id is not None:
+        sweeps.trial_ended(conn, job_id, sweep_id, tenant)

@@ -295,10 +295,7 @@ def plan_reindex(
         pipe.hmget(job_key(job_id), _INDEXED_FIELDS)
     raws = [dict(zip(_INDEXED_FIELDS, values, strict=True)) for values in pipe.execute()]
     stored = [(e, raw) for e, raw in zip(entries, raws, strict=True) if raw["status"] is not None]
-    records = [
-        (e, raw, {k: None if v is None else json.loads(v) for k, v in raw.items()})
-        for e, raw in stored
-    ]
+    records = [(e, raw, {k: json_or_none(v) for k, v in raw.items()}) for e, raw in stored]
     models = [r["model_id"] for _e, _raw, r in records if r["status"] == "finished"]
     models = [model_id for model_id in models if model_id]
     metas = {}

@@ -154,17 +154,24 @@ end
 """
 
 
-def trial_ended(conn: redis.Redis, job_id: str) -> str | None:
+def trial_ended(
+    conn: redis.Redis, job_id: str, sweep_id: str | None = None, tenant: str | None = None
+) -> str | None:
     """Job ``job_id`` has reached a final status: if it is a sweep's trial, queue the sweep's
     next trial in its place. Recording the same end twice queues nothing more.
+
+    Args:
+        sweep_id, tenant: the job's, when the caller has read them (else they are read).
 
     Returns:
         The id of the trial queued now, if any.
     """
-    sweep_id = json_or_none(conn.hget(job_key(job_id), "sweep_id"))
     if sweep_id is None:
-        return None  # the common case: one small read per end of a job
-    tenant = job_tenant(conn, job_id)
+        sweep_id = json_or_none(conn.hget(job_key(job_id), "sweep_id"))
+        if sweep_id is None:
+            return None  # not a trial
+    if tenant is None:
+        tenant = job_tenant(conn, job_id)
     keys = [
         sweep_running_key(sweep_id),
         sweep_pending_key(sweep_id),

@@ -28,7 +28,6 @@ from .keys import (
     delivery_attempts_key,
     delivery_key,
     job_deliveries_key,
-    job_key,
     webhook_secret_key,
 )
 
@@ -189,9 +188,7 @@ def job_event(conn: redis.Redis, job_id: str, event: str) -> list[str]:
     Returns:
         The ids of the deliveries queued now.
     """
-    if conn.hget(job_key(job_id), "callbacks") is None:
-        return []  # the common case: one small read per status change
-    record = get_job(conn, job_id)
+    record = get_job(conn, job_id) or {}  # gone meanwhile: nothing to deliver
     wanted = [
         (i, callback)
         for i, callback in enumerate(record.get("callbacks") or [])

@@ -170,14 +170,15 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def round_trips(monkeypatch):
-    """A list that gets one entry per round trip any client in this process makes (each packed
-    command sent: a pipeline counts once, as it costs once)."""
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list:
+    """A list that gets one entry per round trip any client in this process makes (a pipeline
+    counts once, as it costs once): the name of its first command, to show in a failure."""
     sent = []
     original = redis.connection.AbstractConnection.send_packed_command
 
     def counted(self, command, check_health=True):
-        sent.append(command)
+        packed = b"".join(command) if isinstance(command, list) else bytes(command)
+        sent.append(packed.split(b"\r\n")[2].decode())  # *<n>, $<length>, then the name
         return original(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)

@@ -11,6 +11,7 @@ from rq.serializers import JSONSerializer
 
 import store
 from store import queue
+from workers.tasks import train_job
 from workers.worker import TrainingWorker
 
 JOB = {
@@ -57,3 +58,17 @@ def test_a_worker_spends_at_most_25_round_trips_on_a_job(worker_env, redis_conn,
     per_job = (len(round_trips) - submitted - empty) / len(ids)
     assert [store.get_job(redis_conn, i)["status"] for i in ids] == ["finished"] * len(ids)
     assert per_job <= 25, per_job
+
+
+def test_a_job_that_fails_is_ended_without_reading_its_tenant_again(
+    worker_env, redis_conn, round_trips
+):
+    job_id = store.new_id()
+    arrays = {"X": np.zeros((2, 1)), "y": np.zeros((2, 1))}
+    store.create_job(redis_conn, job_id, {}, arrays, epochs=1, max_runtime_seconds=60)
+    redis_conn.ping()  # its connection is open before the count
+    del round_trips[:]
+    assert train_job(job_id)["status"] == "failed"
+    # The worker has the job's record: ending it reads nothing of it again (its callbacks and
+    # sweep are one HMGET, for the status change).
+    assert "HGET" not in round_trips, " ".join(round_trips)

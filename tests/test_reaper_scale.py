@@ -56,6 +56,24 @@ def test_a_pass_costs_the_same_commands_with_10000_healthy_jobs_as_with_10(redis
     assert few < 10
 
 
+def test_a_pass_gives_any_number_of_dequeued_jobs_their_deadlines_at_once(redis_conn, round_trips):
+    def one_pass() -> list[str]:
+        del round_trips[:]
+        reap(redis_conn, set(), set(), Settings())
+        return list(round_trips)
+
+    first = make_job(redis_conn)["id"]
+    dequeue(redis_conn)
+    one = one_pass()
+    others = [make_job(redis_conn)["id"] for _ in range(4)]
+    for _ in others:
+        dequeue(redis_conn)
+    five = one_pass()
+    assert five == one, f"{one} then {five}"
+    deadlines = redis_conn.zrange(store.LEASE_DEADLINES, 0, -1)
+    assert sorted(d.decode() for d in deadlines) == sorted([first, *others])
+
+
 def test_an_expired_lease_among_10000_healthy_ones_is_rescued(redis_conn):
     healthy = add_started_jobs(redis_conn, 10_000)
     record = make_job(redis_conn)

@@ -24,7 +24,7 @@ from scripts.run import WORKER_COMMAND, local
 from tests.support.apps import ROOT, STOP_TIMEOUT, serve_api
 from tests.support.jobs import long_job
 from tests.support.live import DEADLINE, final, past_epoch, status, submit, wait_for
-from tests.support.resume import FAST, assert_same_as_uninterrupted
+from tests.support.resume import FAST, assert_same_as_uninterrupted, wait_for_checkpoint
 
 pytestmark = pytest.mark.process
 
@@ -293,10 +293,7 @@ def test_a_worker_outlasts_a_redis_too_full_to_record_anything(
     job = long_job(epochs=1500)
     job_id = submit(small_server, job)
     wait_for(small_server, job_id, past_epoch(20), "epoch 20")
-    deadline = time.monotonic() + DEADLINE
-    while not conn.exists(store.checkpoint_key(job_id)):
-        assert time.monotonic() < deadline, "no checkpoint"
-        time.sleep(0.05)
+    wait_for_checkpoint(conn, job_id, DEADLINE)
     filler.fill()
     wait_for_log(log, f"job {job_id}: Redis is full (maxmemory); gave up a final write", worker)
     wait_for_log(log, f"Redis is full (maxmemory); rq could not record the end of {job_id}", worker)

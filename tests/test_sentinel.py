@@ -27,7 +27,7 @@ from store.connection import NoReplicasError
 from tests.support.apps import ROOT, STOP_TIMEOUT, new_app, serve_api
 from tests.support.jobs import GOOD_JOB, long_job
 from tests.support.live import final, past_epoch, status, submit, wait_for
-from tests.support.resume import FAST, assert_same_as_uninterrupted
+from tests.support.resume import FAST, assert_same_as_uninterrupted, wait_for_checkpoint
 from tests.support.sentinel import MASTER_NAME, sentinel_group, wait_for_failover
 
 pytestmark = pytest.mark.process
@@ -271,10 +271,7 @@ def test_a_worker_outlasts_a_master_that_refuses_even_rqs_records(
         job = long_job(epochs=1500)
         job_id = submit(live_server, job)
         wait_for(live_server, job_id, past_epoch(20), "epoch 20")
-        deadline = time.monotonic() + RECOVERY_DEADLINE
-        while not redis_conn.exists(store.checkpoint_key(job_id)):
-            assert time.monotonic() < deadline, "no checkpoint"
-            time.sleep(0.05)
+        wait_for_checkpoint(redis_conn, job_id, RECOVERY_DEADLINE)
         redis_conn.config_set("min-replicas-to-write", 1)
         try:
             wait_for_log(log, f"job {job_id}: Redis refuses writes for now", worker)

@@ -473,6 +473,20 @@ def test_the_secret_is_shown_once_and_rotation_replaces_it(client, redis_conn):
     assert client.get("/v1/webhooks/secret", headers=bearer("bob")).status_code == 404
 
 
+def test_a_status_change_reads_a_job_with_callbacks_once(client, redis_conn, round_trips):
+    make_secret(client)
+    callback = {"url": "https://93.184.215.14/hook", "events": ["canceled"]}
+    job_id = post_job(client, with_callbacks(callback, job=LONG_JOB)).get_json()["id"]
+    redis_conn.ping()  # its connection is open before the count
+    del round_trips[:]
+    assert store.cancel_if_queued(redis_conn, job_id, store.now_iso(), "alice")
+    # One read of what the status change asks for, then the record for the delivery's body:
+    # its callbacks are not read again.
+    reads = [name for name in round_trips if name in ("HGET", "HMGET", "HGETALL")]
+    assert reads == ["HMGET", "HGETALL"], " ".join(round_trips)
+    assert [d["event"] for d in webhooks.list_deliveries(redis_conn, job_id)] == ["canceled"]
+
+
 def test_callbacks_need_a_secret_first(client):
     response = post_job(client, with_callbacks({"url": "https://example.com/hook"}))
     assert response.status_code == 422

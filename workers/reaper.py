@@ -104,8 +104,8 @@ def waiting(conn, record: JobRecord, dequeued: dict[str, str]) -> bool:
 def reap(conn, suspects: set, stop_sent: set, settings: Settings) -> None:
     """One pass over the overdue jobs; ``suspects`` carries orphans seen on the last pass."""
     dequeued = queue.dequeued_job_ids(conn)
-    for job_id in set(dequeued.values()):  # left there by a worker that died at once?
-        store.expect_lease(conn, job_id, settings.lease_ms, only_new=True)
+    # Left there by a worker that died at once?
+    store.expect_leases(conn, set(dequeued.values()), settings.lease_ms, only_new=True)
     seen = set()
     for job_id, deadline in store.due_leases(conn, PASS_LIMIT):
         record = store.get_job(conn, job_id)

@@ -72,7 +72,7 @@ def _run(conn, job_id: str, record: JobRecord | None) -> dict:
         return _persist(
             settings,
             job_id,
-            lambda: _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message)),
+            lambda: _end(conn, record, settings, JobStatus.FAILED, ("timeout", message)),
         )
     except Exception as exc:
         # The boundary of a job: an error nobody foresaw fails this job, once, instead of
@@ -80,7 +80,7 @@ def _run(conn, job_id: str, record: JobRecord | None) -> dict:
         log.exception("job %s: attempt failed", job_id)
         error = ("internal_error", f"{type(exc).__name__}: {exc}")
         return _persist(
-            settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FAILED, error)
+            settings, job_id, lambda: _end(conn, record, settings, JobStatus.FAILED, error)
         )
     finally:
         runtime.end()
@@ -96,7 +96,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         data = store.load_dataset_arrays(conn, dataset_id)
         if data is None:
             message = f"dataset {dataset_id} was deleted before the job could train on it"
-            return _end(conn, job_id, settings, JobStatus.FAILED, ("dataset_missing", message))
+            return _end(conn, record, settings, JobStatus.FAILED, ("dataset_missing", message))
         arrays.update(data)
     validation = (arrays["X_val"], arrays["y_val"]) if "X_val" in arrays else None
     parent_id = spec.get("initial_model_id")
@@ -106,16 +106,16 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         if blob is None:
             message = f"initial model {parent_id} was deleted before the job could start from it"
             error = ("initial_model_missing", message)
-            return _end(conn, job_id, settings, JobStatus.FAILED, error)
+            return _end(conn, record, settings, JobStatus.FAILED, error)
         initial_model = Model.from_bytes(blob)
     try:
         trainer = Trainer(spec, arrays["X"], arrays["y"], validation, initial_model)
     except SpecError as exc:
-        return _end(conn, job_id, settings, JobStatus.FAILED, ("invalid_spec", str(exc)))
+        return _end(conn, record, settings, JobStatus.FAILED, ("invalid_spec", str(exc)))
     if record.get("attempts"):
         # Only an attempt that has started before can have left a checkpoint or history.
         _resume(conn, job_id, trainer)
-    if not store.start_attempt(conn, job_id, record.get("tenant")):
+    if not store.start_attempt(conn, job_id, _tenant(record)):
         return {"skipped": "canceled before it started"}
     monitor = JobMonitor(
         conn,
@@ -132,7 +132,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         trainer.fit(monitor, defer_metrics=True)
     except DivergenceError as exc:
         _persist(settings, job_id, lambda: monitor.flush(strict=True))
-        return _end(conn, job_id, settings, JobStatus.FAILED, ("diverged", str(exc)))
+        return _end(conn, record, settings, JobStatus.FAILED, ("diverged", str(exc)))
     except runtime.JobStopped:
         monitor.request_stop(StopReason.CANCEL)
 
@@ -145,11 +145,11 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
     if _persist(settings, job_id, lambda: monitor.flush(strict=True)) and reason is None:
         reason = StopReason.CANCEL  # canceled while its last epochs ran
     if reason == StopReason.CANCEL:
-        return _end(conn, job_id, settings, JobStatus.CANCELED)
+        return _end(conn, record, settings, JobStatus.CANCELED)
     if reason == StopReason.TIMEOUT:
         limit = record.get("max_runtime_seconds")
         message = f"training passed its max_runtime_seconds ({limit}) at epoch {trainer.epoch}"
-        return _end(conn, job_id, settings, JobStatus.FAILED, ("timeout", message))
+        return _end(conn, record, settings, JobStatus.FAILED, ("timeout", message))
     if reason == StopReason.SHUTDOWN:
         _persist(settings, job_id, lambda: monitor.checkpoint(strict=True))
         # Let go of the job before it is queued again, so the next worker can take it at once.
@@ -157,7 +157,7 @@ def _attempt(conn, job_id: str, record: JobRecord, settings: Settings, owner: st
         _persist(settings, job_id, lambda: queue.requeue(conn, record))
         log.info("job %s: checkpointed at epoch %d and requeued", job_id, trainer.epoch)
         return {"stopped": reason, "epoch": trainer.epoch}
-    return _publish(conn, job_id, trainer, settings, record.get("tenant", store.PUBLIC_TENANT))
+    return _publish(conn, record, trainer, settings)
 
 
 def _resume(conn, job_id: str, trainer: Trainer) -> None:
@@ -173,7 +173,7 @@ def _resume(conn, job_id: str, trainer: Trainer) -> None:
     store.replace_history(conn, job_id, trainer.history if trainer.epoch else {})
 
 
-def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: str) -> dict:
+def _publish(conn, record: JobRecord, trainer: Trainer, settings: Settings) -> dict:
     """Store the model (its id is the job's) and mark the job finished.
 
     A model that a full Redis still has no room for after the final-write patience fails its
@@ -181,12 +181,13 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
     it frees the job's checkpoint and quota slot, and it tells the owner, whose resubmission
     later trains the same model. Requeueing would train it again only to need the same space.
     """
+    job_id = record["id"]
     model = trainer.model()
     info = model.info
     meta: ModelMeta = {
         "id": job_id,
         "job_id": job_id,
-        "tenant": tenant,
+        "tenant": _tenant(record),
         "created_at": store.now_iso(),
         # Initial weights can be megabytes; they stay in the model bytes, not in its description.
         "spec": {k: v for k, v in model.spec.items() if k != "initial_weights"},
@@ -213,25 +214,36 @@ def _publish(conn, job_id: str, trainer: Trainer, settings: Settings, tenant: st
         )
         error = ("storage_full", message)
         return _persist(
-            settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FAILED, error)
+            settings, job_id, lambda: _end(conn, record, settings, JobStatus.FAILED, error)
         )
-    finished = {"model_id": job_id, "owner": tenant, "meta": meta}
-    _persist(settings, job_id, lambda: _end(conn, job_id, settings, JobStatus.FINISHED, **finished))
+    finished = {"model_id": job_id, "meta": meta}
+    _persist(settings, job_id, lambda: _end(conn, record, settings, JobStatus.FINISHED, **finished))
     log.info("job %s finished after %d epochs", job_id, info["epochs_run"])
     return {"model_id": job_id, "epochs_run": info["epochs_run"]}
 
 
-def _end(conn, job_id, settings, status, error=None, **fields) -> dict:
-    """Record how the job ended; ``error`` is ``(code, message)`` for a failure."""
+def _end(conn, record: JobRecord, settings, status, error=None, **fields) -> dict:
+    """Record how the job ``record`` ended; ``error`` is ``(code, message)`` for a failure."""
+    job_id = record["id"]
     if error is not None:
         fields["error"] = {"code": error[0], "message": error[1]}
     store.finish_job(
-        conn, job_id, settings.data_ttl_seconds, status=status, ended_at=store.now_iso(), **fields
+        conn,
+        job_id,
+        settings.data_ttl_seconds,
+        owner=_tenant(record),  # the caller has the record: the tenant is not read again
+        status=status,
+        ended_at=store.now_iso(),
+        **fields,
     )
     metrics.job_ended(status, error[0] if error else None, _training_seconds())
     if error is not None:
         log.warning("job %s failed: %s: %s", job_id, *error)
     return {"status": str(status), **({"error": error[0]} if error else {})}
+
+
+def _tenant(record: JobRecord) -> str:
+    return record.get("tenant", store.PUBLIC_TENANT)  # none: stored before tenants were
 
 
 def _training_seconds() -> float | None:

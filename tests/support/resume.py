@@ -2,9 +2,12 @@
 recover from, and the byte-for-byte comparison."""
 
 import json
+import time
 
+import redis
 import requests
 
+import store
 from backprop import Trainer
 
 # Fast heartbeats so that a dead worker's job is picked up within a second or two.
@@ -34,3 +37,11 @@ def assert_same_as_uninterrupted(base: str, job_id: str, job: dict) -> None:
     got_history = requests.get(f"{base}/v1/jobs/{job_id}/history", timeout=10).json()
     assert got_weights == weights
     assert got_history == history
+
+
+def wait_for_checkpoint(conn: redis.Redis, job_id: str, timeout: float) -> None:
+    """Until the job has a checkpoint to resume from (``timeout``: a bound on a broken run)."""
+    deadline = time.monotonic() + timeout
+    while not conn.exists(store.checkpoint_key(job_id)):
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
