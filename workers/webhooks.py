@@ -207,6 +207,10 @@ def main() -> None:
         # work() stops the scheduler when its loop ends, but not when it fails before the loop
         # (its bootstrap: Redis gone, say); rq's scheduler process is no daemon, so one left
         # running would keep this process from exiting, its lock held and its queue unserved.
-        process = worker.scheduler._process
-        if process is not None and process.is_alive():
-            worker.stop_scheduler()
+        # A scheduler that ended by itself (say, on a refused command) left its lock to expire:
+        # release it too (release_locks only deletes a lock this scheduler still owns).
+        scheduler = worker.scheduler
+        if scheduler is not None:
+            if scheduler._process is not None and scheduler._process.is_alive():
+                worker.stop_scheduler()
+            scheduler.release_locks()
